@@ -1,0 +1,25 @@
+# Two entry points, each working from a fresh clone:
+#   make run   - set up the environment and run the main job
+#   make test  - set up the environment and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.causalab-installed
+
+.PHONY: setup run test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps "pyvene==0.1.8"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/causalab run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest

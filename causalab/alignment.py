@@ -1,0 +1,56 @@
+"""The protocol every alignment-map family implements.
+
+An alignment map ``phi : R^d -> R^d`` is invertible. Families subclass
+:class:`AlignmentMap` (an ``nn.Module``), take the hidden width first and their
+complexity knobs as keyword arguments, and implement ``forward`` and ``inverse``
+on tensors of shape ``(..., width)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from causalab.errors import AlignmentError
+
+
+class AlignmentMap(nn.Module):
+    """Base class: ``forward(h) -> z``, ``inverse(z) -> h``, ``num_parameters``.
+
+    ``swappable`` is the number of leading coordinates of ``z`` that carry learnt
+    features (a low-rank map's rank); partitions must lie inside it.
+    ``tolerance`` is the round-trip error ``inverse(forward(h))`` is held to in
+    float32, relative to the scale of ``h``.
+    """
+
+    tolerance: float = 1e-5
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise AlignmentError(f"{type(self).__name__}: width must be a positive integer, got {width!r}")
+        self.width = width
+
+    @property
+    def swappable(self) -> int:
+        return self.width
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def num_parameters(self) -> int:
+        """Trainable parameter count: the map's complexity."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def check_width(self, h: torch.Tensor) -> None:
+        if h.shape[-1] != self.width:
+            raise AlignmentError(
+                f"{type(self).__name__} has width {self.width} but got a hidden state of width {h.shape[-1]}"
+            )
+
+    def describe(self) -> str:
+        return f"{type(self).__name__}(width={self.width}, params={self.num_parameters})"

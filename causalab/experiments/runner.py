@@ -1,0 +1,113 @@
+"""Run one experiment: build the pieces a config names, fit the map, score IIA on held-out pairs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from causalab.alignment import AlignmentMap
+from causalab.causal.task import Task
+from causalab.errors import ConfigError, PartitionError
+from causalab.experiments.config import ExperimentConfig
+from causalab.intervene import Partition
+from causalab.metrics import IIAResult
+from causalab.neural.mlp import random_mlp, trained_mlp
+from causalab.neural.target import Site, Target
+from causalab.registry import make_alignment, make_task
+from causalab.train import FitConfig, FitResult, evaluate, fit_alignment, prepare
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def build_target(task: Task, kind: str, seed: int, *, dtype: torch.dtype = torch.float32, **options: Any) -> Target:
+    """The network a config names. A task may supply its own builder in ``task.extras["build_target"]``."""
+    builder: Callable[..., Target] | None = task.extras.get("build_target")
+    if builder is not None:
+        return builder(kind, seed, dtype=dtype, **options)
+    if kind == "trained":
+        return trained_mlp(task, seed, **options).to(dtype)
+    if kind == "random":
+        return random_mlp(task, seed, **options).to(dtype)
+    if kind == "oracle":
+        oracle = task.extras.get("oracle")
+        if oracle is None:
+            raise ConfigError(f"task {task.name!r} has no oracle network; use target 'trained' or 'random'")
+        return oracle().to(dtype)
+    raise ConfigError(f"unknown target kind {kind!r}")
+
+
+def build_partition(config: ExperimentConfig, task: Task, width: int) -> Partition:
+    try:
+        if config.partition is not None:
+            missing = [v for v in task.variables if v not in config.partition]
+            if missing:
+                raise PartitionError(f"partition gives no block for variable(s) {missing} of {task.name!r}")
+            return Partition(config.partition, width)
+        return Partition.contiguous(task.variables, config.intervention_size, width)
+    except PartitionError as exc:
+        raise ConfigError(f"partition: {exc}") from None
+
+
+@dataclass
+class ExperimentResult:
+    config: ExperimentConfig
+    test: IIAResult
+    train_iia: float
+    fit: FitResult
+    num_parameters: int
+    seconds: float
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "hash": self.config.hash(),
+            "iia": self.test.iia,
+            "test": self.test.to_dict(),
+            "train_iia": self.train_iia,
+            "best_val_iia": self.fit.best_val_iia,
+            "epochs_run": self.fit.epochs_run,
+            "steps": self.fit.steps,
+            "num_parameters": self.num_parameters,
+            "n_train": self.config.n_train,
+            "n_test": self.config.n_test,
+            "seconds": self.seconds,
+            "versions": {"torch": torch.__version__},
+        }
+
+
+def setup(config: ExperimentConfig):
+    """Build task, target, site, alignment map and partition, validating all before any work."""
+    task = make_task(config.algorithm)
+    dtype = DTYPES[config.dtype]
+    target = build_target(task, config.target, config.target_seed, dtype=dtype, **config.target_options)
+    target = target.to(config.device)
+    site = target.check_site(Site(config.layer, config.position))
+    width = target.width(site)
+    torch.manual_seed(config.seed)
+    phi: AlignmentMap = make_alignment(config.alignment, width).to(device=config.device, dtype=dtype)
+    partition = build_partition(config, task, width)
+    try:
+        partition.check_fits(phi)
+    except PartitionError as exc:
+        raise ConfigError(f"partition: {exc}") from None
+    return task, target, site, phi, partition
+
+
+def run_experiment(config: ExperimentConfig, progress: Callable[[dict], None] | None = None) -> ExperimentResult:
+    start = time.perf_counter()
+    task, target, site, phi, partition = setup(config)
+    gen = torch.Generator().manual_seed(config.seed)
+    data = task.counterfactuals(config.n_train + config.n_val + config.n_test, gen)
+    train_d, val_d, test_d = data.split([config.n_train, config.n_val, config.n_test])
+    kw = {"device": config.device, "dtype": DTYPES[config.dtype]}
+    train, val, test = (prepare(target, site, task, d, **kw) for d in (train_d, val_d, test_d))
+    fit_cfg = FitConfig(
+        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, patience=config.patience, seed=config.seed
+    )
+    fit = fit_alignment(target, site, phi, partition, task, train, val, fit_cfg, progress=progress)
+    test_iia = evaluate(target, site, phi, partition, task, test)
+    train_iia = evaluate(target, site, phi, partition, task, train).iia
+    return ExperimentResult(config, test_iia, train_iia, fit, phi.num_parameters, time.perf_counter() - start)

@@ -1,0 +1,175 @@
+"""MLP targets: the paper's classifier (3 x [Linear(16,16)+ReLU], Linear(16,2)), trained or random."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from causalab.causal.task import Task
+from causalab.errors import ConfigError, SiteError
+from causalab.neural.target import Site, Target
+
+
+class MLPTarget(Target):
+    """``depth`` hidden layers of ``Linear + ReLU`` and a linear read-out. Sites: hidden layers 1..depth."""
+
+    def __init__(self, input_width: int, hidden: int = 16, depth: int = 3, n_classes: int = 2) -> None:
+        super().__init__()
+        self.config = {"input_width": input_width, "hidden": hidden, "depth": depth, "n_classes": n_classes}
+        layers: list[nn.Module] = []
+        width = input_width
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, n_classes))
+        self.net = nn.Sequential(*layers)
+        self.depth = depth
+        self.hidden_width = hidden
+
+    def sites(self) -> list[Site]:
+        return [Site(k) for k in range(1, self.depth + 1)]
+
+    def check_site(self, site: Site) -> Site:
+        if not isinstance(site, Site):
+            site = Site(int(site))
+        if not 1 <= site.layer <= self.depth:
+            raise SiteError(f"MLP has hidden layers 1..{self.depth}; layer {site.layer} does not exist")
+        if site.position is not None:
+            raise SiteError(f"an MLP has no token positions; site {site} names position {site.position!r}")
+        return site
+
+    def width(self, site: Site) -> int:
+        self.check_site(site)
+        return self.hidden_width
+
+    def hidden(self, inputs: torch.Tensor, site: Site) -> torch.Tensor:
+        site = self.check_site(site)
+        return self.net[: 2 * site.layer](inputs)
+
+    def patched_logits(self, inputs: Any, site: Site, h: torch.Tensor) -> torch.Tensor:
+        """The layers above the site only: an MLP's upper layers see nothing but ``h``."""
+        site = self.check_site(site)
+        return self.net[2 * site.layer :](h)
+
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(inputs)
+
+    # --- persistence -------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        meta = {k: str(v) for k, v in self.config.items()}
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MLPTarget":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        try:
+            config = {k: int(meta[k]) for k in ("input_width", "hidden", "depth", "n_classes")}
+        except KeyError as exc:
+            raise ConfigError(f"{path}: not a causalab MLP checkpoint (missing metadata {exc})") from None
+        model = cls(**config)
+        model.load_state_dict(load_file(str(path)))
+        return model.freeze()
+
+
+def random_mlp(task: Task, seed: int, hidden: int = 16, depth: int = 3, dtype: torch.dtype = torch.float32) -> MLPTarget:
+    """The task's MLP at random initialisation (PyTorch's default init) from ``seed``."""
+    torch.manual_seed(seed)
+    model = MLPTarget(task.extras["input_width"], hidden, depth, task.n_classes).to(dtype)
+    return model.freeze()
+
+
+def accuracy(model: MLPTarget, x: torch.Tensor, y: torch.Tensor, batch_size: int = 65536) -> float:
+    with torch.no_grad():
+        correct = sum(
+            int((model.logits(x[i : i + batch_size]).argmax(-1) == y[i : i + batch_size]).sum())
+            for i in range(0, len(x), batch_size)
+        )
+    return correct / max(len(x), 1)
+
+
+def train_mlp(
+    task: Task,
+    seed: int,
+    *,
+    hidden: int = 16,
+    depth: int = 3,
+    samples: int = 2_097_152,
+    epoch_size: int = 131_072,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    patience: int = 2,
+    n_test: int = 20_000,
+    checkpoints: Sequence[int] = (),
+) -> tuple[MLPTarget, dict]:
+    """Train the task's MLP (Adam, fresh samples each epoch, early stopping on validation accuracy).
+
+    Returns the model with the best validation accuracy and a report with its test
+    accuracy. ``checkpoints`` lists sample counts at which copies are kept
+    (``report["checkpoints"]``), for training-progression experiments.
+    """
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    torch.manual_seed(seed)
+    model = MLPTarget(task.extras["input_width"], hidden, depth, task.n_classes)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    x_val, y_val = task.factual(n_test, gen)
+    x_test, y_test = task.factual(n_test, gen)
+    best, best_acc, bad, seen = None, -1.0, 0, 0
+    kept: dict[int, dict] = {}
+    pending = sorted(checkpoints)
+    if pending and pending[0] == 0:
+        kept[0] = {k: v.clone() for k, v in model.state_dict().items()}
+        pending.pop(0)
+    history = []
+    while seen < samples:
+        x, y = task.factual(min(epoch_size, samples - seen), gen)
+        model.train()
+        for i in range(0, len(x), batch_size):
+            opt.zero_grad()
+            loss = loss_fn(model.logits(x[i : i + batch_size]), y[i : i + batch_size])
+            loss.backward()
+            opt.step()
+            seen += len(x[i : i + batch_size])
+            while pending and seen >= pending[0]:
+                kept[pending.pop(0)] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.eval()
+        acc = accuracy(model, x_val, y_val)
+        history.append({"samples": seen, "val_accuracy": acc})
+        if acc > best_acc:
+            best, best_acc, bad = {k: v.clone() for k, v in model.state_dict().items()}, acc, 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    model.load_state_dict(best)
+    model.freeze()
+    report = {"val_accuracy": best_acc, "test_accuracy": accuracy(model, x_test, y_test), "samples_seen": seen,
+              "history": history, "checkpoints": kept}
+    return model, report
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CAUSALAB_CACHE", Path.home() / ".cache" / "causalab"))
+
+
+def trained_mlp(task: Task, seed: int, *, cache: str | os.PathLike | None = None, **train_kwargs: Any) -> MLPTarget:
+    """The task family's trained MLP for ``seed``, trained once and cached as safetensors."""
+    folder = Path(cache) if cache is not None else cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = "-".join(f"{k}{v}" for k, v in sorted(train_kwargs.items()))
+    path = folder / f"mlp-{task.family}-seed{seed}{'-' + tag if tag else ''}.safetensors"
+    if path.exists():
+        return MLPTarget.load(path)
+    model, _ = train_mlp(task, seed, **train_kwargs)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return model

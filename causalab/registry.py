@@ -1,0 +1,160 @@
+"""Name -> plug-in registries for algorithms (task factories) and alignment-map families.
+
+Built-ins live in the installed packages ``algorithms`` and ``alignments`` and are
+imported on first lookup. Third-party packages register through the entry-point
+groups ``causalab.algorithms`` / ``causalab.alignments`` (a module to import), or a
+user's own module calls :func:`register_algorithm` / :func:`register_alignment`
+and is imported before use (``causalab run --plugin mymodule``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from importlib.metadata import entry_points
+from typing import Any, Callable, TypeVar
+
+from causalab.errors import RegistryError
+
+T = TypeVar("T")
+
+
+class Registry:
+    def __init__(self, kind: str, builtin_module: str, entry_point_group: str) -> None:
+        self.kind = kind
+        self._builtin_module = builtin_module
+        self._group = entry_point_group
+        self._items: dict[str, Any] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def deco(obj: T) -> T:
+            existing = self._items.get(name)
+            if existing is not None and existing is not obj and _qualname(existing) != _qualname(obj):
+                raise RegistryError(f"{self.kind} {name!r} is already registered by {_qualname(existing)}")
+            self._items[name] = obj
+            return obj
+
+        return deco
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        importlib.import_module(self._builtin_module)
+        for ep in entry_points(group=self._group):
+            ep.load()
+
+    def get(self, name: str) -> Any:
+        self._load()
+        if name not in self._items:
+            raise RegistryError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._items
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+ALGORITHMS = Registry("algorithm", "algorithms", "causalab.algorithms")
+ALIGNMENTS = Registry("alignment", "alignments", "causalab.alignments")
+
+
+def register_algorithm(name: str) -> Callable[[T], T]:
+    """Register a zero-argument factory returning a :class:`causalab.Task` under ``name``."""
+    return ALGORITHMS.register(name)
+
+
+def register_alignment(name: str) -> Callable[[T], T]:
+    """Register an alignment-map class (constructor ``cls(width, **knobs)``) under ``name``."""
+    return ALIGNMENTS.register(name)
+
+
+def import_plugin(module: str) -> None:
+    """Import a user's module so that its registrations take effect."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise RegistryError(f"cannot import plug-in module {module!r}: {exc}") from exc
+
+
+# --- spec strings: "family:knob=value,knob=value" ------------------------------------
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """Split ``"revnet:blocks=10,hidden=16"`` into ``("revnet", {"blocks": "10", "hidden": "16"})``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise RegistryError(f"an alignment spec must be a non-empty string like 'rotation' or 'revnet:blocks=2', got {spec!r}")
+    name, _, rest = spec.strip().partition(":")
+    knobs: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise RegistryError(f"alignment spec {spec!r}: {item!r} is not of the form knob=value")
+        knobs[key.strip()] = value.strip()
+    return name.strip(), knobs
+
+
+def _coerce(value: Any, default: Any, annotation: Any, where: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    target = type(default) if default not in (inspect.Parameter.empty, None) else None
+    if target is None and isinstance(annotation, type):
+        target = annotation
+    if target is None and isinstance(annotation, str):
+        target = {"int": int, "float": float, "bool": bool, "str": str}.get(annotation.split("|")[0].strip())
+    try:
+        if target is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if target in (int, float):
+            return target(value)
+    except ValueError:
+        raise RegistryError(f"{where}: cannot read {value!r} as {target.__name__}") from None
+    if target is None:  # best effort: number, else string
+        for cast in (int, float):
+            try:
+                return cast(value)
+            except ValueError:
+                pass
+    return value
+
+
+def knobs_of(cls: type) -> dict[str, inspect.Parameter]:
+    """The constructor knobs of an alignment family (everything after ``width``)."""
+    params = dict(inspect.signature(cls.__init__).parameters)
+    params.pop("self", None)
+    params.pop("width", None)
+    return {k: p for k, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def make_alignment(spec: str, width: int, **overrides: Any):
+    """Build an alignment map from a spec string for hidden width ``width``.
+
+    Unknown families and knobs fail with a :class:`RegistryError` naming the valid ones.
+    """
+    name, knobs = parse_spec(spec)
+    cls = ALIGNMENTS.get(name)
+    knobs = {**knobs, **overrides}
+    valid = knobs_of(cls)
+    unknown = [k for k in knobs if k not in valid]
+    if unknown:
+        raise RegistryError(
+            f"alignment {name!r} has no knob(s) {unknown}; its knobs are: {', '.join(valid) or '(none)'}"
+        )
+    kwargs = {k: _coerce(v, valid[k].default, valid[k].annotation, f"alignment {name!r} knob {k!r}") for k, v in knobs.items()}
+    return cls(width, **kwargs)
+
+
+def make_task(name: str):
+    """Build the registered task (algorithm bound to its encoding) called ``name``."""
+    return ALGORITHMS.get(name)()

@@ -1,0 +1,221 @@
+"""Fitting an alignment map on counterfactual pairs, with the network frozen.
+
+The network never changes, so hidden states at the site are computed once per
+dataset (:func:`prepare`) and reused every epoch; only the layers above the site
+run in the loop (``Target.patched_logits``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+
+from causalab.alignment import AlignmentMap
+from causalab.causal.counterfactual import CounterfactualDataset
+from causalab.causal.task import Task
+from causalab.errors import FitError
+from causalab.intervene import Partition, interchange
+from causalab.metrics import IIAResult, iia_from_correct
+from causalab.neural.target import Site, Target
+
+
+def index_inputs(inputs: Any, idx: torch.Tensor | slice) -> Any:
+    """Row-index network inputs: a tensor, or a mapping of tensors (token ids and masks)."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs[idx]
+    if isinstance(inputs, Mapping):
+        return {k: index_inputs(v, idx) for k, v in inputs.items()}
+    raise TypeError(f"network inputs must be a tensor or a mapping of tensors, got {type(inputs).__name__}")
+
+
+def inputs_to(inputs: Any, device: torch.device | str, dtype: torch.dtype | None = None) -> Any:
+    if isinstance(inputs, torch.Tensor):
+        if dtype is not None and inputs.is_floating_point():
+            inputs = inputs.to(dtype)
+        return inputs.to(device)
+    return {k: inputs_to(v, device, dtype) for k, v in inputs.items()}
+
+
+def _rows(inputs: Any) -> int:
+    if isinstance(inputs, torch.Tensor):
+        return inputs.shape[0]
+    return _rows(next(iter(inputs.values())))
+
+
+@dataclass
+class PreparedPairs:
+    """Counterfactual pairs with cached hidden states at one site."""
+
+    base_inputs: Any
+    h_base: torch.Tensor
+    h_sources: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    set_index: torch.Tensor
+    intervention_sets: list[tuple[str, ...]]
+
+    def __len__(self) -> int:
+        return self.h_base.shape[0]
+
+
+@torch.no_grad()
+def hidden_states(target: Target, inputs: Any, site: Site, batch_size: int = 8192) -> torch.Tensor:
+    n = _rows(inputs)
+    parts = [target.hidden(index_inputs(inputs, slice(i, i + batch_size)), site) for i in range(0, n, batch_size)]
+    return torch.cat(parts) if parts else torch.zeros(0, target.width(site))
+
+
+def prepare(
+    target: Target,
+    site: Site,
+    task: Task,
+    data: CounterfactualDataset,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    batch_size: int = 8192,
+) -> PreparedPairs:
+    """Encode a dataset and cache the hidden states of bases and sources at ``site``."""
+    base_inputs = inputs_to(task.encode(data.base), device, dtype)
+    h_base = hidden_states(target, base_inputs, site, batch_size)
+    h_sources = {}
+    for var, src in data.sources.items():
+        h_sources[var] = hidden_states(target, inputs_to(task.encode(src), device, dtype), site, batch_size)
+    labels = task.labels(data).to(device)
+    return PreparedPairs(base_inputs, h_base, h_sources, labels, data.set_index.to(device), list(data.intervention_sets))
+
+
+def patched_logits(
+    target: Target, site: Site, phi: AlignmentMap, partition: Partition, pairs: PreparedPairs, idx: torch.Tensor | slice
+) -> torch.Tensor:
+    h = interchange(phi, pairs.h_base[idx], {v: hs[idx] for v, hs in pairs.h_sources.items()}, partition)
+    return target.patched_logits(index_inputs(pairs.base_inputs, idx), site, h)
+
+
+@torch.no_grad()
+def evaluate(
+    target: Target,
+    site: Site,
+    phi: AlignmentMap,
+    partition: Partition,
+    task: Task,
+    pairs: PreparedPairs,
+    batch_size: int = 8192,
+) -> IIAResult:
+    """IIA: does the intervened network's output match the algorithm's counterfactual label?"""
+    was_training = phi.training
+    phi.eval()
+    correct = []
+    for i in range(0, len(pairs), batch_size):
+        idx = slice(i, i + batch_size)
+        logits = patched_logits(target, site, phi, partition, pairs, idx)
+        if not torch.isfinite(logits).all():
+            raise FitError(
+                f"the intervened network produced non-finite logits under {type(phi).__name__}; "
+                "the alignment map's inverse is unstable on these hidden states (try float64 or a bounded map)"
+            )
+        correct.append(task.correct(logits, pairs.labels[idx]))
+    phi.train(was_training)
+    c = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+    return iia_from_correct(c, pairs.set_index, pairs.intervention_sets)
+
+
+@dataclass
+class FitConfig:
+    """Optimiser and stopping settings for :func:`fit_alignment`."""
+
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 1e-2
+    patience: int = 3
+    min_delta: float = 1e-4
+    max_steps: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise FitError(f"FitConfig.{name} must be a positive integer, got {v!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise FitError(f"FitConfig.lr must be a positive finite number, got {self.lr!r}")
+
+
+@dataclass
+class FitResult:
+    best_val_iia: float
+    epochs_run: int
+    steps: int
+    stopped_early: bool
+    history: list[dict] = field(default_factory=list)
+
+
+def fit_alignment(
+    target: Target,
+    site: Site,
+    phi: AlignmentMap,
+    partition: Partition,
+    task: Task,
+    train: PreparedPairs,
+    val: PreparedPairs,
+    config: FitConfig | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Fit ``phi``'s parameters (only) by cross-entropy on counterfactual labels.
+
+    Early stopping on validation IIA restores the best map. A non-finite loss raises
+    :class:`FitError`; so does a network whose weights changed during the fit.
+    """
+    config = config or FitConfig()
+    partition.check_fits(phi)
+    before = target.fingerprint()
+    params = [p for p in phi.parameters() if p.requires_grad]
+    if not params:  # identity and other fixed maps: nothing to fit
+        iia = evaluate(target, site, phi, partition, task, val).iia
+        return FitResult(iia, 0, 0, False, [{"epoch": 0, "val_iia": iia}])
+    opt = torch.optim.Adam(params, lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    best_state, best_iia = copy.deepcopy(phi.state_dict()), evaluate(target, site, phi, partition, task, val).iia
+    history = [{"epoch": 0, "val_iia": best_iia}]
+    bad, steps, stopped = 0, 0, False
+    epoch = 0
+    for epoch in range(1, config.epochs + 1):
+        phi.train()
+        perm = torch.randperm(len(train), generator=gen).to(train.h_base.device)
+        total, count = 0.0, 0
+        for i in range(0, len(train), config.batch_size):
+            idx = perm[i : i + config.batch_size]
+            loss = task.loss(patched_logits(target, site, phi, partition, train, idx), train.labels[idx])
+            if not torch.isfinite(loss):
+                raise FitError(
+                    f"non-finite loss ({loss.item()}) at epoch {epoch}, step {steps} fitting {type(phi).__name__}; "
+                    "lower the learning rate, use float64, or bound the map's scale"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+            total += loss.item() * len(idx)
+            count += len(idx)
+            if config.max_steps is not None and steps >= config.max_steps:
+                break
+        val_iia = evaluate(target, site, phi, partition, task, val).iia
+        record = {"epoch": epoch, "train_loss": total / max(count, 1), "val_iia": val_iia, "steps": steps}
+        history.append(record)
+        if progress is not None:
+            progress(record)
+        if val_iia > best_iia + config.min_delta:
+            best_iia, best_state, bad = val_iia, copy.deepcopy(phi.state_dict()), 0
+        else:
+            bad += 1
+        if bad >= config.patience or (config.max_steps is not None and steps >= config.max_steps):
+            stopped = bad >= config.patience
+            break
+    phi.load_state_dict(best_state)
+    after = target.fingerprint()
+    if before.shape != after.shape or not torch.equal(before, after):
+        raise FitError("the network's weights changed while fitting the alignment map; the target must stay frozen")
+    return FitResult(best_iia, epoch, steps, stopped, history)
