@@ -124,7 +124,7 @@ def identity_of_first_argument_task() -> Task:
     )
 
 
-def oracle_mlp(sharpness: float = 10.0):
+def oracle_mlp(sharpness: float = 30.0):
     """A hand-built MLP of the paper's shape that computes both equality relations.
 
     Hidden layer 1 holds ``|x1 - x2|`` coordinate-wise in neurons 0-7 (V1's block)

@@ -30,7 +30,7 @@ class RotationMap(AlignmentMap):
             raise AlignmentError(f"rotation: rank must be an integer in [0, {width}] (0 = full), got {rank!r}")
         self.rank = rank if 0 < rank < width else 0
         k = self.rank or width
-        self.layer = orthogonal(nn.Linear(width, k, bias=False))  # weight: (k, width), orthonormal rows
+        self.layer = orthogonal(nn.Linear(width, k, bias=False), use_trivialization=False)  # weight: (k, width), orthonormal rows
         if self.rank:
             g = torch.Generator().manual_seed(width * 7919 + k)
             self.register_buffer("_complement_seed", torch.randn(width, width - k, generator=g))

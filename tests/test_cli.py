@@ -1,0 +1,32 @@
+"""The command line: run prints a table, list shows the registries, bad names are clear errors."""
+
+from causalab.cli import main, split_top_level
+
+
+def test_run_prints_a_table(capsys):
+    code = main(["run", "--algorithm", "left_equality_relation", "--target", "oracle", "--alignment", "identity",
+                 "--n-train", "500", "--n-val", "200", "--n-test", "500"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "left_equality_relation" in out and "1.000" in out and "95% CI" in out
+
+
+def test_list(capsys):
+    assert main(["list", "alignments"]) == 0
+    out = capsys.readouterr().out
+    assert "identity" in out and "rotation" in out and "rank" in out
+    assert main(["list", "algorithms"]) == 0
+    out = capsys.readouterr().out
+    assert "both_equality_relations" in out and "identity_of_first_argument" in out
+
+
+def test_unknown_names_are_reported_without_a_traceback(capsys):
+    assert main(["run", "--alignment", "spin"]) == 2
+    assert "unknown alignment 'spin'" in capsys.readouterr().err
+    assert main(["run", "--algorithm", "nope"]) == 2
+    assert "unknown algorithm 'nope'" in capsys.readouterr().err
+
+
+def test_spec_splitting_keeps_knob_lists_together():
+    assert split_top_level("identity,rotation:rank=4") == ["identity", "rotation:rank=4"]
+    assert split_top_level("revnet:blocks=2,hidden=8;rotation") == ["revnet:blocks=2,hidden=8", "rotation"]
