@@ -79,10 +79,15 @@ class MLPTarget(Target):
         return model.freeze()
 
 
-def random_mlp(task: Task, seed: int, hidden: int = 16, depth: int = 3, dtype: torch.dtype = torch.float32) -> MLPTarget:
+def _hidden(task: Task, hidden: int | None) -> int:
+    """The hidden width: given, else the task's (``extras["hidden"]``), else the input width, as in the paper."""
+    return hidden if hidden is not None else int(task.extras.get("hidden", task.extras["input_width"]))
+
+
+def random_mlp(task: Task, seed: int, hidden: int | None = None, depth: int = 3, dtype: torch.dtype = torch.float32) -> MLPTarget:
     """The task's MLP at random initialisation (PyTorch's default init) from ``seed``."""
     torch.manual_seed(seed)
-    model = MLPTarget(task.extras["input_width"], hidden, depth, task.n_classes).to(dtype)
+    model = MLPTarget(task.extras["input_width"], _hidden(task, hidden), depth, task.n_classes).to(dtype)
     return model.freeze()
 
 
@@ -99,7 +104,7 @@ def train_mlp(
     task: Task,
     seed: int,
     *,
-    hidden: int = 16,
+    hidden: int | None = None,
     depth: int = 3,
     samples: int = 2_097_152,
     epoch_size: int = 131_072,
@@ -117,7 +122,7 @@ def train_mlp(
     """
     gen = torch.Generator().manual_seed(10_000 + seed)
     torch.manual_seed(seed)
-    model = MLPTarget(task.extras["input_width"], hidden, depth, task.n_classes)
+    model = MLPTarget(task.extras["input_width"], _hidden(task, hidden), depth, task.n_classes)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     x_val, y_val = task.factual(n_test, gen)
