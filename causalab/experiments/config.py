@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -11,6 +13,18 @@ from causalab.errors import ConfigError
 
 TARGET_KINDS = ("trained", "random", "oracle")
 DTYPES = ("float32", "float64")
+
+
+class ConfigFieldError(ConfigError):
+    """A config field holds an invalid value; ``field`` names it (dotted for nested fields)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.detail = message
+        super().__init__(f"config field {field!r}: {message}")
+
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.field, self.detail))
 
 
 @dataclass
@@ -45,16 +59,35 @@ class ExperimentConfig:
     target_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name in ("algorithm", "alignment", "device"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ConfigFieldError(name, f"must be a non-empty string, got {getattr(self, name)!r}")
         if self.target not in TARGET_KINDS:
-            raise ConfigError(f"target must be one of {TARGET_KINDS}, got {self.target!r}")
+            raise ConfigFieldError("target", f"must be one of {TARGET_KINDS}, got {self.target!r}")
         if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+            raise ConfigFieldError("dtype", f"must be one of {DTYPES}, got {self.dtype!r}")
         for name in ("n_train", "n_val", "n_test", "epochs", "batch_size", "patience", "layer"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        if not isinstance(self.intervention_size, int) or self.intervention_size < 0:
-            raise ConfigError(f"intervention_size must be a non-negative integer, got {self.intervention_size!r}")
+                raise ConfigFieldError(name, f"must be a positive integer, got {v!r}")
+        for name in ("seed", "target_seed", "intervention_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigFieldError(name, f"must be a non-negative integer, got {v!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
+            raise ConfigFieldError("lr", f"must be a positive finite number, got {self.lr!r}")
+        self.lr = float(self.lr)  # lr = 1 and lr = 1.0 are the same run, with the same hash
+        if self.position is not None and (isinstance(self.position, bool) or not isinstance(self.position, (str, int))):
+            raise ConfigFieldError("position", f"must be a token position (string or integer) or absent, got {self.position!r}")
+        if not isinstance(self.target_options, dict):
+            raise ConfigFieldError("target_options", f"must be a table of options, got {self.target_options!r}")
+        if self.partition is not None:
+            if not isinstance(self.partition, dict):
+                raise ConfigFieldError("partition", f"must map each variable to a list of coordinates, got {self.partition!r}")
+            for var, block in self.partition.items():
+                if not isinstance(block, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in block):
+                    raise ConfigFieldError(f"partition.{var}", f"must be a list of integer coordinates, got {block!r}")
+            self.partition = {k: list(v) for k, v in self.partition.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,10 +97,30 @@ class ExperimentConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"unknown config field(s) {unknown}; valid fields: {', '.join(sorted(names))}")
+            raise ConfigFieldError(unknown[0], f"unknown config field(s) {unknown}; valid fields: {', '.join(sorted(names))}")
         return cls(**data)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> "ExperimentConfig":
+        """One run from a TOML file whose top-level keys are config fields (see :func:`read_toml`)."""
+        data = read_toml(path)
+        tables = [k for k in ("base", "grid", "profiles") if k in data]
+        if tables:
+            raise ConfigError(f"{path}: has [{tables[0]}], so it is a sweep file; load it with causalab.experiments.load_sweep")
+        return cls.from_dict(data)
 
     def hash(self) -> str:
         """A stable identifier of the run: the same config gives the same hash."""
         text = json.dumps(self.to_dict(), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """Parse a TOML file, turning a missing file or a syntax error into a :class:`ConfigError`."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None

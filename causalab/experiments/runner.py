@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import torch
@@ -59,8 +61,10 @@ class ExperimentResult:
     fit: FitResult
     num_parameters: int
     seconds: float
+    width: int | None = None
 
     def to_record(self) -> dict[str, Any]:
+        """A JSON-ready record: config, hash, IIA (overall and per variable set, with 95% intervals), sizes, timing."""
         return {
             "config": self.config.to_dict(),
             "hash": self.config.hash(),
@@ -71,11 +75,21 @@ class ExperimentResult:
             "epochs_run": self.fit.epochs_run,
             "steps": self.fit.steps,
             "num_parameters": self.num_parameters,
+            "width": self.width,
             "n_train": self.config.n_train,
+            "n_val": self.config.n_val,
             "n_test": self.config.n_test,
             "seconds": self.seconds,
-            "versions": {"torch": torch.__version__},
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(),
         }
+
+
+def versions() -> dict[str, str]:
+    """Versions that can change a result: the record keeps them beside the numbers."""
+    from causalab import __version__
+
+    return {"causalab": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
 def setup(config: ExperimentConfig):
@@ -97,7 +111,10 @@ def setup(config: ExperimentConfig):
 
 
 def run_experiment(config: ExperimentConfig, progress: Callable[[dict], None] | None = None) -> ExperimentResult:
+    from causalab.experiments.validate import validate
+
     start = time.perf_counter()
+    validate(config)  # cheap; fails naming the field before a trained target is trained
     task, target, site, phi, partition = setup(config)
     gen = torch.Generator().manual_seed(config.seed)
     data = task.counterfactuals(config.n_train + config.n_val + config.n_test, gen)
@@ -110,4 +127,6 @@ def run_experiment(config: ExperimentConfig, progress: Callable[[dict], None] | 
     fit = fit_alignment(target, site, phi, partition, task, train, val, fit_cfg, progress=progress)
     test_iia = evaluate(target, site, phi, partition, task, test)
     train_iia = evaluate(target, site, phi, partition, task, train).iia
-    return ExperimentResult(config, test_iia, train_iia, fit, phi.num_parameters, time.perf_counter() - start)
+    return ExperimentResult(
+        config, test_iia, train_iia, fit, phi.num_parameters, time.perf_counter() - start, width=partition.width
+    )

@@ -1,0 +1,129 @@
+"""An append-only JSONL results store that survives interruption.
+
+Each finished run appends one full line (one ``os.write`` on an ``O_APPEND``
+descriptor, then ``fsync``), under an exclusive ``flock`` so that concurrent
+sweeps on the same file never interleave or record a hash twice. A process killed
+mid-write leaves at most a truncated last line without its newline: loading drops
+it, and the next append cuts it off before writing. Any other unreadable line is a
+:class:`StoreError` naming its line number.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from causalab.errors import CausalabError
+
+
+class StoreError(CausalabError, ValueError):
+    """A results file that cannot be read (a corrupt line other than a truncated last one)."""
+
+
+class ResultStore:
+    """Records keyed by config hash, in a JSONL file at ``path`` (created on first append)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.dropped_partial_line = False
+        self._offset = 0  # bytes of the file already parsed into _known (appends read only what is new)
+        self._known: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.path)!r})"
+
+    # --- reading -------------------------------------------------------------------
+    def records(self) -> list[dict[str, Any]]:
+        """All complete records, in the order they were written."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        return self._parse(data)
+
+    def _parse(self, data: bytes) -> list[dict[str, Any]]:
+        lines = data.split(b"\n")
+        tail = lines.pop()  # after the last newline: empty, or a line cut short by a kill
+        self.dropped_partial_line = bool(tail.strip())
+        out = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as exc:
+                raise StoreError(f"{self.path}: line {number} is not a JSON record ({exc})") from None
+            if not isinstance(rec, dict) or "hash" not in rec:
+                raise StoreError(f"{self.path}: line {number} is not a run record (no 'hash')")
+            out.append(rec)
+        return out
+
+    def hashes(self) -> set[str]:
+        return {rec["hash"] for rec in self.records()}
+
+    def __contains__(self, config_hash: str) -> bool:
+        return config_hash in self.hashes()
+
+    def __len__(self) -> int:
+        return len(self.records())
+
+    # --- writing -------------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)  # releases the lock
+
+    def append(self, record: dict[str, Any], *, unique: bool = True) -> bool:
+        """Write one record durably. With ``unique``, a hash already in the file is not written again.
+
+        Returns whether the record was written.
+        """
+        if "hash" not in record:
+            raise StoreError("a run record needs a 'hash' (ExperimentResult.to_record() gives one)")
+        line = json.dumps(record, sort_keys=True, allow_nan=True).encode() + b"\n"
+        with self._locked() as fd:
+            size = os.fstat(fd).st_size
+            if size < self._offset:  # the file was replaced or cut: parse it all again
+                self._offset, self._known = 0, set()
+            data = _read_from(fd, self._offset)
+            if data and not data.endswith(b"\n"):  # a write cut short by a kill: drop it
+                keep = data.rfind(b"\n") + 1
+                os.ftruncate(fd, self._offset + keep)
+                data = data[:keep]
+            self._known |= {r["hash"] for r in self._parse(data)}
+            self._offset += len(data)
+            if unique and record["hash"] in self._known:
+                return False
+            _write_all(fd, line)
+            os.fsync(fd)
+            self._offset += len(line)
+            self._known.add(record["hash"])
+        return True
+
+
+def _read_from(fd: int, offset: int) -> bytes:
+    os.lseek(fd, offset, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def load_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The complete records of a results file (a truncated last line is dropped)."""
+    return ResultStore(path).records()
