@@ -1,4 +1,5 @@
-"""Command line: ``causalab run`` (an IIA table over a small grid) and ``causalab list``."""
+"""Command line: ``causalab run`` (an IIA table over a small grid or a config file), ``causalab sweep``
+(a TOML sweep into a resumable results store), ``causalab report`` and ``causalab list``."""
 
 from __future__ import annotations
 
@@ -14,10 +15,22 @@ import torch
 
 from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
+from causalab.experiments.grid import load_sweep
 from causalab.experiments.runner import run_experiment
+from causalab.experiments.validate import validate_all
 from causalab.registry import ALGORITHMS, ALIGNMENTS, import_plugin, knobs_of
 
 DEFAULT_ALGORITHMS = "both_equality_relations,left_equality_relation,identity_of_first_argument"
+GRID_OPTIONS = ("algorithm", "alignment", "target", "layer", "seed")
+SCALAR_OPTIONS = (  # flag, type, default of `causalab run`
+    ("--intervention-size", int, 8),
+    ("--n-train", int, 20_000),
+    ("--n-val", int, 2_000),
+    ("--n-test", int, 5_000),
+    ("--epochs", int, 20),
+    ("--batch-size", int, 256),
+    ("--lr", float, 1e-2),
+)
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -60,17 +73,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", action="append", help="trained, random and/or oracle (default: trained,random)")
     run.add_argument("--layer", action="append", help="hidden layer(s) (default: 1)")
     run.add_argument("--seed", action="append", help="seed(s) for data, map init and the network (default: 0)")
-    run.add_argument("--intervention-size", type=int, default=8, help="coordinates per variable (default: 8)")
-    run.add_argument("--n-train", type=int, default=20_000)
-    run.add_argument("--n-val", type=int, default=2_000)
-    run.add_argument("--n-test", type=int, default=5_000)
-    run.add_argument("--epochs", type=int, default=20)
-    run.add_argument("--batch-size", type=int, default=256)
-    run.add_argument("--lr", type=float, default=1e-2)
-    run.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    run.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    run.add_argument("--config", type=Path, help="a TOML run or sweep file instead of the grid options above; "
+                     "options below given explicitly override the file's values")
+    run.add_argument("--profile", help="with --config: a named profile of the sweep file")
+    for flag, typ, default in SCALAR_OPTIONS:
+        run.add_argument(flag, type=typ, default=None, help=f"(default: {default})")
+    run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="(default: float32)")
+    run.add_argument("--device", default=None, help="cpu (default) or cuda")
     run.add_argument("--threads", type=int, default=1, help="torch threads in this process (default: 1)")
     run.add_argument("--json", type=Path, help="also write one JSON record per run to this file")
+
+    sw = sub.add_parser("sweep", help="run a TOML sweep into an append-only results file (resumes: recorded runs are skipped)")
+    sw.add_argument("file", type=Path, help="sweep file: [base], [grid] of lists, optional [profiles.NAME]")
+    sw.add_argument("--profile", help="a named profile of the sweep file (overrides [base], replaces [grid] axes)")
+    sw.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool (default) or Ray")
+    sw.add_argument("--workers", type=int, help="local: processes (default: one per core); ray: CPUs of a local instance")
+    sw.add_argument("--address", help="ray: address of a running cluster (e.g. auto, ray://host:10001); default: start a local instance")
+    sw.add_argument("--results", type=Path, help="results JSONL (default: the file's 'results' key, else results/NAME.jsonl)")
+    sw.add_argument("--stop-on-error", action="store_true", help="stop at the first failed run (default: run the rest)")
+    sw.add_argument("--dry-run", action="store_true", help="validate and list the runs to do, run nothing")
+
+    rp = sub.add_parser("report", help="tables and figures from a results file")
+    rp.add_argument("results", type=Path, help="a results JSONL written by causalab sweep or run --json")
+    rp.add_argument("--out", type=Path, required=True, help="folder for tables (md/txt, csv) and figures (png + numbers)")
+    rp.add_argument("--by", action="append", help="group by these fields, comma-separated (default: varying config fields except seeds)")
+    rp.add_argument("--format", choices=["markdown", "plain"], default="markdown")
+    rp.add_argument("--progression", help="config field that orders a training progression (e.g. target_options.samples)")
 
     ls = sub.add_parser("list", help="list registered algorithms or alignment families")
     ls.add_argument("what", choices=["algorithms", "alignments"])
@@ -99,30 +127,40 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}"
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(max(1, args.threads))
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise CausalabError(f"--device {args.device} was asked for, but torch sees no CUDA device")
+def _overrides(args: argparse.Namespace) -> dict:
+    """Scalar options given explicitly on the command line, as config fields."""
+    names = [flag[2:].replace("-", "_") for flag, _, _ in SCALAR_OPTIONS] + ["dtype", "device"]
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def _grid_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
     algorithms = _split(args.algorithm or [DEFAULT_ALGORITHMS])
     alignments = _split(args.alignment or ["identity", "rotation"])
     targets = _split(args.target or ["trained", "random"])
     layers = _ints(args.layer or ["1"], "layer")
     seeds = _ints(args.seed or ["0"], "seed")
-    configs = [
-        ExperimentConfig(
-            algorithm=alg, alignment=al, target=tg, target_seed=sd, layer=ly, seed=sd,
-            intervention_size=args.intervention_size, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test,
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device, dtype=args.dtype,
-        )
+    scalars = {flag[2:].replace("-", "_"): default for flag, _, default in SCALAR_OPTIONS} | _overrides(args)
+    return [
+        ExperimentConfig(algorithm=alg, alignment=al, target=tg, target_seed=sd, layer=ly, seed=sd, **scalars)
         for alg, tg, ly, al, sd in itertools.product(algorithms, targets, layers, alignments, seeds)
     ]
-    # validate every name before any work starts
-    for name in algorithms:
-        ALGORITHMS.get(name)
-    from causalab.registry import parse_spec
 
-    for spec in alignments:
-        ALIGNMENTS.get(parse_spec(spec)[0])
+
+def _file_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
+    given = [f"--{g}" for g in GRID_OPTIONS if getattr(args, g)]
+    if given:
+        raise CausalabError(f"--config cannot be combined with {', '.join(given)}; put them in the file's [grid]")
+    spec = load_sweep(args.config, args.profile)
+    spec.base.update(_overrides(args))
+    return spec.configs()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, args.threads))
+    if args.profile and not args.config:
+        raise CausalabError("--profile needs --config FILE.toml")
+    configs = _file_configs(args) if args.config else _grid_configs(args)
+    validate_all(configs)  # every name, site and block checked before any work starts
 
     from tqdm import tqdm
 
@@ -144,13 +182,78 @@ def cmd_run(args: argparse.Namespace) -> int:
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
-    print(f"\n{len(rows)} runs in {time.perf_counter() - start:.1f}s; test pairs per run: {args.n_test}")
+    test_sizes = sorted({c.n_test for c in configs})
+    print(f"\n{len(rows)} runs in {time.perf_counter() - start:.1f}s; test pairs per run: {', '.join(map(str, test_sizes))}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         with args.json.open("w") as f:
             for rec in records:
                 f.write(json.dumps(rec) + "\n")
         print(f"records written to {args.json}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from causalab.experiments.store import ResultStore
+    from causalab.experiments.sweep import SweepEvent, run_sweep
+
+    torch.set_num_threads(1)
+    if args.address and args.executor != "ray":
+        raise CausalabError("--address is for --executor ray")
+    spec = load_sweep(args.file, args.profile)
+    configs = spec.configs()
+    results = args.results or spec.results or Path("results") / f"{spec.name}.jsonl"
+    store = ResultStore(results)
+    if args.dry_run:
+        validate_all(configs)
+        done = store.hashes()
+        todo = [c for c in configs if c.hash() not in done]
+        for c in todo:
+            print(f"{c.hash()}  {c.algorithm} {c.target} L{c.layer} {c.alignment} seed={c.seed}")
+        print(f"{len(configs)} runs in the sweep, {len(configs) - len(todo)} already in {results}, {len(todo)} to run")
+        return 0
+    bar = None
+
+    def progress(event: SweepEvent) -> None:
+        nonlocal bar
+        if event.kind == "start":
+            bar = tqdm(total=event.total, desc=spec.name or "sweep", unit="run", file=sys.stderr, disable=None)
+            if event.skipped:
+                bar.write(f"{event.skipped} run(s) already in {results}; skipping them", file=sys.stderr)
+            return
+        bar.update(1)
+        if event.kind == "failed":
+            bar.write(f"run {event.config.hash()} failed: {event.error}", file=sys.stderr)
+        elif event.record is not None:
+            bar.set_postfix_str(f"{event.config.alignment} {event.config.target} L{event.config.layer} "
+                                f"iia={event.record['iia']:.3f}")
+
+    try:
+        summary = run_sweep(configs, store, executor=args.executor, workers=args.workers, address=args.address,
+                            progress=progress, plugins=args.plugin, stop_on_error=args.stop_on_error)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"{summary.total} runs in the sweep: {summary.skipped} already recorded, {len(summary.records)} ran, "
+          f"{len(summary.failed)} failed ({summary.seconds:.1f}s); results in {results}")
+    for cfg, error in summary.failed:
+        print(f"  failed {cfg.hash()} ({cfg.algorithm} {cfg.target} L{cfg.layer} {cfg.alignment} seed={cfg.seed}): {error}")
+    print(f"report: causalab report {results} --out {Path(results).with_suffix('')}-report")
+    return 1 if summary.failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from causalab.experiments.report import write_report
+
+    by = _split(args.by) if args.by else None
+    files = write_report(args.results, args.out, by=by, fmt=args.format, progression=args.progression)
+    print(files["summary"].read_text(), end="")
+    if "layers" in files:
+        print()
+        print(files["layers"].read_text(), end="")
+    print(f"\nwritten to {args.out}: {', '.join(sorted(p.name for p in files.values()))}")
     return 0
 
 
@@ -162,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             import_plugin(module)
         if args.command == "list":
             return cmd_list(args.what)
+        if args.command == "sweep":
+            return cmd_sweep(args)
+        if args.command == "report":
+            return cmd_report(args)
         return cmd_run(args)
     except CausalabError as exc:
         print(f"causalab: error: {exc}", file=sys.stderr)

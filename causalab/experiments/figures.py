@@ -1,0 +1,117 @@
+"""Figures (PNG, Agg backend), each written with the numbers it plots (CSV and JSON beside it).
+
+- IIA against map complexity (the alignment map's parameter count), trained vs
+  random (vs oracle) networks, one panel per algorithm: the dilemma's picture.
+- IIA across a training progression (a config field such as
+  ``target_options.samples``), one line per alignment family.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from causalab.experiments.report import flatten, summarize, write_csv
+
+PROGRESSION_FIELDS = ("target_options.samples", "target_options.checkpoint", "target_options.step", "checkpoint", "step")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _write_numbers(stem: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Path]:
+    csv_path = write_csv(stem.with_suffix(".csv"), rows)
+    json_path = stem.with_suffix(".json")
+    json_path.write_text(json.dumps({**meta, "points": rows}, indent=1, default=str))
+    return {f"{stem.name}_csv": csv_path, f"{stem.name}_json": json_path}
+
+
+def _panels(rows: Sequence[dict[str, Any]], n: int):
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.8), squeeze=False, sharey=True)
+    return plt, fig, axes[0]
+
+
+def complexity_figure(records: Sequence[dict[str, Any]], stem: str | os.PathLike) -> dict[str, Path]:
+    """IIA (mean ± std over seeds) against the map's parameter count; one series per target kind."""
+    stem = Path(stem)
+    summary = summarize(records, by=["algorithm", "target", "alignment"], metrics=["iia", "num_parameters"])
+    if not summary:
+        return {}
+    rows = [s.to_dict() for s in summary]
+    algorithms = list(dict.fromkeys(r["algorithm"] for r in rows))
+    plt, fig, axes = _panels(rows, len(algorithms))
+    for ax, alg in zip(axes, algorithms):
+        for target in dict.fromkeys(r["target"] for r in rows if r["algorithm"] == alg):
+            pts = sorted((r for r in rows if r["algorithm"] == alg and r["target"] == target),
+                         key=lambda r: r["num_parameters_mean"])
+            xs = [r["num_parameters_mean"] for r in pts]
+            ax.errorbar(xs, [r["iia_mean"] for r in pts], yerr=[r["iia_std"] for r in pts], marker="o", capsize=3,
+                        label=target)
+            for r in pts:
+                ax.annotate(r["alignment"], (r["num_parameters_mean"], r["iia_mean"]), fontsize=7,
+                            textcoords="offset points", xytext=(3, 3))
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_title(alg, fontsize=9)
+        ax.set_xlabel("alignment-map parameters")
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="network", title_fontsize=8)
+    axes[0].set_ylabel("test IIA (mean ± std over seeds)")
+    fig.tight_layout()
+    png = stem.with_suffix(".png")
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    files = {stem.name: png}
+    files.update(_write_numbers(stem, rows, {"x": "num_parameters", "y": "iia", "series": "target"}))
+    return files
+
+
+def find_progression_field(records: Sequence[dict[str, Any]]) -> str | None:
+    rows = [flatten(r) for r in records]
+    for name in PROGRESSION_FIELDS:
+        if len({r.get(name) for r in rows if r.get(name) is not None}) > 1:
+            return name
+    return None
+
+
+def progression_figure(records: Sequence[dict[str, Any]], stem: str | os.PathLike, field: str | None = None) -> dict[str, Path]:
+    """IIA (mean ± std over seeds) across the values of a training-progress field; skipped when none varies."""
+    stem = Path(stem)
+    field = field or find_progression_field(records)
+    if field is None:
+        return {}
+    records = [r for r in records if flatten(r).get(field) is not None]
+    summary = summarize(records, by=["algorithm", "alignment", field], metrics=["iia"])
+    rows = [s.to_dict() for s in summary]
+    if not rows:
+        return {}
+    algorithms = list(dict.fromkeys(r["algorithm"] for r in rows))
+    plt, fig, axes = _panels(rows, len(algorithms))
+    for ax, alg in zip(axes, algorithms):
+        for al in dict.fromkeys(r["alignment"] for r in rows if r["algorithm"] == alg):
+            pts = sorted((r for r in rows if r["algorithm"] == alg and r["alignment"] == al), key=lambda r: r[field])
+            ax.errorbar([r[field] for r in pts], [r["iia_mean"] for r in pts], yerr=[r["iia_std"] for r in pts],
+                        marker="o", capsize=3, label=al)
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_title(alg, fontsize=9)
+        ax.set_xlabel(field)
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="alignment", title_fontsize=8)
+    axes[0].set_ylabel("test IIA (mean ± std over seeds)")
+    fig.tight_layout()
+    png = stem.with_suffix(".png")
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    files = {stem.name: png}
+    files.update(_write_numbers(stem, rows, {"x": field, "y": "iia", "series": "alignment"}))
+    return files
