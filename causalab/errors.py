@@ -57,6 +57,10 @@ class SiteError(CausalabError, ValueError):
     """A site that the target does not have (layer out of range, unknown position)."""
 
 
+class ArchitectureError(CausalabError, ValueError):
+    """A model whose architecture a code path does not cover (no adapter, no blocks found)."""
+
+
 class PartitionError(CausalabError, ValueError):
     """A partition that does not fit the alignment map's width."""
 

@@ -1,0 +1,161 @@
+"""Resume-from-site equals a full forward pass with the block output patched by a hook."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from causalab import FitConfig, Partition, Site, Target, Task, evaluate, fit_alignment, make_alignment, prepare  # noqa: E402
+from causalab.causal.algorithm import Algorithm  # noqa: E402
+from causalab.errors import ArchitectureError, SiteError  # noqa: E402
+from causalab.neural.resume import hooked_logits, residual_stream, resume_logits, supports_resume  # noqa: E402
+
+VOCAB, WIDTH, LAYERS, SEQ = 61, 32, 3, 7
+
+
+def tiny_lm(kind: str, seed: int = 0):
+    torch.manual_seed(seed)
+    if kind == "gpt_neox":
+        cfg = transformers.GPTNeoXConfig(
+            vocab_size=VOCAB, hidden_size=WIDTH, num_hidden_layers=LAYERS, num_attention_heads=4,
+            intermediate_size=2 * WIDTH, max_position_embeddings=32, bos_token_id=0, eos_token_id=0,
+        )
+        model = transformers.GPTNeoXForCausalLM(cfg)
+    else:
+        cfg = transformers.GPT2Config(
+            vocab_size=VOCAB, n_embd=WIDTH, n_layer=LAYERS, n_head=4, n_positions=32, bos_token_id=0, eos_token_id=0
+        )
+        model = transformers.GPT2LMHeadModel(cfg)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval()
+
+
+@pytest.mark.parametrize("kind", ["gpt_neox", "gpt2"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_resume_matches_hooked_forward(kind, padded):
+    model = tiny_lm(kind)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, VOCAB, (6, SEQ), generator=g)
+    mask = None
+    if padded:  # left padding on two rows
+        mask = torch.ones(6, SEQ, dtype=torch.long)
+        mask[0, :2] = 0
+        mask[3, :1] = 0
+    for layer in range(LAYERS + 1):
+        stream = residual_stream(model, ids, layer, attention_mask=mask)
+        for positions in (torch.full((6,), SEQ - 1), torch.tensor([0, 3, 6, 2, 5, 4]), torch.full((6,), 2)):
+            h = torch.randn(6, WIDTH, generator=g)
+            with torch.no_grad():
+                fast = resume_logits(model, layer, stream, positions, h, attention_mask=mask)
+                ref = hooked_logits(model, layer, ids, positions, h, attention_mask=mask)
+            assert fast.shape == (6, VOCAB)
+            assert torch.allclose(fast, ref, atol=1e-5, rtol=0), (layer, positions, (fast - ref).abs().max())
+        # patching the base's own vector reproduces the unpatched model
+        pos = torch.tensor([1, 2, 3, 4, 5, 6])
+        with torch.no_grad():
+            same = resume_logits(model, layer, stream, pos, stream[torch.arange(6), pos], attention_mask=mask)
+            plain = model(ids, attention_mask=mask).logits[:, -1]
+        assert torch.allclose(same, plain, atol=1e-5, rtol=0)
+
+
+def test_resume_gradients_match_hooked_forward():
+    model = tiny_lm("gpt_neox")
+    ids = torch.randint(0, VOCAB, (4, SEQ), generator=torch.Generator().manual_seed(2))
+    stream = residual_stream(model, ids, 1)
+    positions = torch.tensor([6, 2, 4, 6])
+    grads = []
+    for fn in (lambda h: resume_logits(model, 1, stream, positions, h), lambda h: hooked_logits(model, 1, ids, positions, h)):
+        h = stream[torch.arange(4), positions].clone().requires_grad_(True)
+        fn(h)[:, :5].sum().backward()
+        grads.append(h.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=0)
+
+
+def test_read_positions_and_errors():
+    model = tiny_lm("gpt2")
+    ids = torch.randint(0, VOCAB, (3, SEQ), generator=torch.Generator().manual_seed(3))
+    stream = residual_stream(model, ids, 2)
+    h = torch.randn(3, WIDTH)
+    read = torch.tensor([3, 6, 1])
+    with torch.no_grad():
+        fast = resume_logits(model, 2, stream, torch.tensor([2, 2, 0]), h, read_positions=read)
+        ref = hooked_logits(model, 2, ids, torch.tensor([2, 2, 0]), h, read_positions=read)
+    assert torch.allclose(fast, ref, atol=1e-5, rtol=0)
+    with pytest.raises(SiteError, match="layer must be 0"):
+        residual_stream(model, ids, LAYERS + 1)
+    with pytest.raises(SiteError, match="positions must lie in"):
+        resume_logits(model, 2, stream, torch.tensor([0, 1, SEQ]), h)
+    with pytest.raises(SiteError, match="patched vectors must have shape"):
+        resume_logits(model, 2, stream, 0, torch.randn(3, WIDTH + 1))
+    assert supports_resume(model)
+    with pytest.raises(ArchitectureError, match="no resume-from-site adapter"):
+        residual_stream(torch.nn.Linear(2, 2), ids, 1)
+
+
+# --- the same fitted IIA through both paths ------------------------------------------------
+
+K = 8  # token values of the toy task; they are also its classes
+
+
+def copy_task() -> Task:
+    """Tokens ``a b c``; V = a, output = V. The LM is scored on its first K vocabulary entries."""
+    algo = Algorithm.from_functions(
+        {"a": tuple(range(K)), "b": tuple(range(K)), "c": tuple(range(K))},
+        {"V": lambda a: a, "O": lambda V: V},
+        domains={"V": tuple(range(K)), "O": tuple(range(K))},
+        name="copy_first",
+    )
+    return Task(
+        name="copy_first", algorithm=algo, encode=lambda x: {"input_ids": torch.stack([x["a"], x["b"], x["c"]], 1).long()},
+        label=lambda out: out["O"].long(), intervention_sets=[("V",)], family="toy_tokens", n_classes=K,
+    )
+
+
+class ToyLMTarget(Target):
+    """A frozen causal LM; sites are the residual stream after a block at one token position."""
+
+    def __init__(self, model, resume: bool) -> None:
+        super().__init__()
+        self.model, self.resume = model, resume
+
+    def width(self, site: Site) -> int:
+        return WIDTH
+
+    def hidden(self, inputs, site: Site) -> torch.Tensor:
+        stream = residual_stream(self.model, inputs["input_ids"], site.layer)
+        return stream[:, site.position]
+
+    def patched_logits(self, inputs, site: Site, h: torch.Tensor) -> torch.Tensor:
+        ids = inputs["input_ids"]
+        if self.resume:
+            stream = residual_stream(self.model, ids, site.layer)
+            logits = resume_logits(self.model, site.layer, stream, site.position, h)
+        else:
+            logits = hooked_logits(self.model, site.layer, ids, site.position, h)
+        return logits[:, :K]
+
+
+@pytest.mark.parametrize("kind", ["gpt_neox", "gpt2"])
+def test_same_fitted_iia_through_both_paths(kind):
+    task = copy_task()
+    g = torch.Generator().manual_seed(0)
+    train_d, val_d = task.counterfactuals(256, g), task.counterfactuals(128, g)
+    site = Site(1, position=0)
+    results = []
+    for resume in (True, False):
+        target = ToyLMTarget(tiny_lm(kind), resume).freeze()
+        train, val = prepare(target, site, task, train_d), prepare(target, site, task, val_d)
+        torch.manual_seed(5)
+        phi = make_alignment("rotation", WIDTH)
+        partition = Partition.contiguous(task.variables, 16, WIDTH)
+        start = phi.matrix().detach().clone()
+        fit = fit_alignment(target, site, phi, partition, task, train, val, FitConfig(epochs=3, batch_size=64, lr=5e-2))
+        assert fit.steps > 0
+        results.append((fit.best_val_iia, evaluate(target, site, phi, partition, task, val).iia, phi.matrix().detach(), start))
+    assert results[0][0] == pytest.approx(results[1][0], abs=1.5 / 128)
+    assert results[0][1] == pytest.approx(results[1][1], abs=1.5 / 128)
+    assert torch.allclose(results[0][2], results[1][2], atol=1e-4)  # the same map came out of both fits
+    assert not torch.allclose(results[0][2], results[0][3], atol=1e-3)  # ... and it moved
