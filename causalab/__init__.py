@@ -8,7 +8,7 @@ from causalab.errors import CausalabError
 from causalab.experiments import ExperimentConfig, ExperimentResult, build_target, run_experiment
 from causalab.intervene import Partition, interchange
 from causalab.metrics import IIAResult, wilson_interval
-from causalab.neural import MLPTarget, Site, Target, random_mlp, train_mlp, trained_mlp
+from causalab.neural import LMTarget, MLPTarget, Site, Target, random_mlp, train_mlp, trained_mlp
 from causalab.registry import (
     import_plugin,
     make_alignment,
@@ -32,6 +32,7 @@ __all__ = [
     "ExperimentResult",
     "FitConfig",
     "IIAResult",
+    "LMTarget",
     "MLPTarget",
     "Partition",
     "Site",

@@ -11,7 +11,7 @@ from typing import Any
 
 from causalab.errors import ConfigError
 
-TARGET_KINDS = ("trained", "random", "oracle")
+TARGET_KINDS = ("trained", "random", "oracle", "pretrained")
 DTYPES = ("float32", "float64")
 
 
@@ -33,7 +33,8 @@ class ExperimentConfig:
 
     ``target`` is ``trained`` (trained here, cached), ``random`` (random init from
     ``target_seed``) or ``oracle`` (a hand-built network computing the algorithm,
-    where the task family has one). ``partition`` optionally gives explicit
+    where the task family has one), or ``pretrained`` (a saved or hub model named in
+    ``target_options``, for tasks that build their own targets). ``partition`` optionally gives explicit
     coordinate blocks per variable; otherwise each variable gets
     ``intervention_size`` consecutive coordinates.
     """

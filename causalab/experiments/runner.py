@@ -117,8 +117,12 @@ def run_experiment(config: ExperimentConfig, progress: Callable[[dict], None] | 
     validate(config)  # cheap; fails naming the field before a trained target is trained
     task, target, site, phi, partition = setup(config)
     gen = torch.Generator().manual_seed(config.seed)
-    data = task.counterfactuals(config.n_train + config.n_val + config.n_test, gen)
-    train_d, val_d, test_d = data.split([config.n_train, config.n_val, config.n_test])
+    sizes = [config.n_train, config.n_val, config.n_test]
+    splitter = task.extras.get("counterfactual_splits")  # a task with its own split control (e.g. disjoint names)
+    if splitter is not None:
+        train_d, val_d, test_d = splitter(sizes, gen)
+    else:
+        train_d, val_d, test_d = task.counterfactuals(sum(sizes), gen).split(sizes)
     kw = {"device": config.device, "dtype": DTYPES[config.dtype]}
     train, val, test = (prepare(target, site, task, d, **kw) for d in (train_d, val_d, test_d))
     fit_cfg = FitConfig(

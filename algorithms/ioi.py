@@ -1,0 +1,291 @@
+"""Indirect object identification (IOI) on transformer language models.
+
+"Then, A and B went to the store. S2 gave a ring to" -> the name that was not repeated.
+
+Two algorithms over the same sentences (inputs: name ids ``name_a``, ``name_b``, the
+repeated name ``s2``, and ``template``, ``place``, ``obj``):
+
+- ``ioi_pattern`` (the paper's ABAB/ABBA algorithm): one binary variable ``pattern``
+  (0 = ABAB, the second mention is A; 1 = ABBA, it is B); the output is B under ABAB
+  and A under ABBA. Interchanging ``pattern`` from a source sentence flips which of
+  the base's names is predicted whenever the patterns differ.
+- ``ioi_rich``: ``s_name`` (the duplicated name) -> ``io_position`` (is the indirect
+  object the first or second name mentioned) -> ``io_name`` -> ``output``. Its
+  sources reuse the base's two names (in either order), so every variable's
+  counterfactual is one of the base's names and finer hypotheses can be told apart.
+
+Labels are ``(B, 2)`` token ids ``[expected, other]``: the counterfactual name and the
+base's other name. ``task.correct`` is the paper's IIA test (expected logit beats
+other logit); ``task.loss`` is full-vocabulary cross-entropy on the expected name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from algorithms import ioi_data as data
+from causalab.causal.algorithm import Algorithm, Values
+from causalab.causal.counterfactual import CounterfactualDataset, sample_counterfactuals
+from causalab.causal.task import Task
+from causalab.errors import ConfigError
+from causalab.registry import register_algorithm
+
+FAMILY = "ioi"
+ABAB, ABBA = 0, 1
+INPUTS = {k: None for k in ("name_a", "name_b", "s2", "template", "place", "obj")}
+
+
+# --- algorithms ----------------------------------------------------------------------
+def pattern_algorithm(pools: data.Pools = data.ALL) -> Algorithm:
+    return Algorithm.from_functions(
+        INPUTS,
+        {
+            "pattern": lambda name_a, s2: torch.where(s2 == name_a, ABAB, ABBA),
+            "output": lambda name_a, name_b, pattern: torch.where(pattern == ABAB, name_b, name_a),
+        },
+        domains={"pattern": (ABAB, ABBA)},
+        name="ioi_pattern",
+        input_sampler=lambda n, g: data.sample_sentences(n, g, pools),
+    )
+
+
+def rich_algorithm(pools: data.Pools = data.ALL) -> Algorithm:
+    return Algorithm.from_functions(
+        INPUTS,
+        {
+            "s_name": lambda s2: s2.clone(),
+            "io_position": lambda name_a, s_name: torch.where(s_name == name_a, 1, 0),
+            "io_name": lambda name_a, name_b, io_position: torch.where(io_position == 0, name_a, name_b),
+            "output": lambda io_name: io_name.clone(),
+        },
+        domains={"io_position": (0, 1)},
+        name="ioi_rich",
+        outputs=["output"],
+        input_sampler=lambda n, g: data.sample_sentences(n, g, pools),
+    )
+
+
+def same_names_source(base: Values, variable: str, g: torch.Generator) -> Values:
+    """A fresh sentence over the base's two names, in either order, with its own pattern."""
+    n = base["name_a"].shape[0]
+    src = data.sample_sentences(n, g)
+    swap = torch.rand(n, generator=g) < 0.5
+    a = torch.where(swap, base["name_b"], base["name_a"])
+    b = torch.where(swap, base["name_a"], base["name_b"])
+    abba = src["s2"] == src["name_b"]
+    src.update(name_a=a, name_b=b, s2=torch.where(abba, b, a))
+    return src
+
+
+# --- encoding and scoring ------------------------------------------------------------
+class IOIEncoder:
+    """Sentences to network inputs: word-level ids (vectorised) or, with another tokenizer, text.
+
+    Inputs carry ``input_ids``, ``attention_mask`` and the positions ``pos_last``,
+    ``pos_s2`` and ``pos_io``. ``name_tokens[i]`` is name ``i``'s token id.
+    """
+
+    def __init__(self, tokenizer: Any = None) -> None:
+        self.use_tokenizer(tokenizer)
+
+    def use_tokenizer(self, tokenizer: Any) -> None:
+        if tokenizer is not None and dict(tokenizer.get_vocab()) == data.TOKEN_ID:
+            tokenizer = None  # the canonical word-level vocabulary: keep the vectorised path
+        self.tokenizer = tokenizer
+        if tokenizer is None:
+            self.name_tokens = data.NAME_TOKENS
+            return
+        ids = []
+        for name in data.NAMES:
+            toks = tokenizer(" " + name, add_special_tokens=False)["input_ids"]
+            if len(toks) != 1:
+                raise ConfigError(f"name {name!r} is {len(toks)} tokens under this tokenizer; IOI needs one token per name")
+            ids.append(toks[0])
+        self.name_tokens = torch.tensor(ids)
+
+    def encode(self, values: Values) -> dict[str, torch.Tensor]:
+        if self.tokenizer is None:
+            return data.token_ids(values)
+        return self._encode_text(values)
+
+    def _encode_text(self, values: Values) -> dict[str, torch.Tensor]:
+        tok = self.tokenizer
+        tok.padding_side = "right"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        texts = data.render(values)
+        enc = tok(texts, padding=True, return_tensors="pt", return_offsets_mapping=True, add_special_tokens=False)
+        starts = enc["offset_mapping"][..., 0]
+        out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        out["pos_last"] = enc["attention_mask"].sum(1) - 1
+        s2_char, io_char = [], []
+        io = data.indirect_object(values)
+        for i, text in enumerate(texts):
+            a, b = data.NAMES[int(values["name_a"][i])], data.NAMES[int(values["name_b"][i])]
+            first_a, first_b = text.index(a), text.index(b, text.index(a) + len(a))
+            io_char.append(first_a if int(io[i]) == int(values["name_a"][i]) else first_b)
+            s2_char.append(text.index(data.NAMES[int(values["s2"][i])], first_b + len(b)))
+
+        def token_at(chars: list[int]) -> torch.Tensor:
+            c = torch.tensor(chars)[:, None]
+            return ((starts <= c) & (enc["attention_mask"] > 0)).long().sum(1) - 1
+
+        out["pos_s2"], out["pos_io"] = token_at(s2_char), token_at(io_char)
+        return out
+
+
+def logit_diff_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The paper's IIA test: the expected name's logit beats the other name's (argmax for ``(B,)`` labels)."""
+    if labels.dim() == 1:
+        return logits.argmax(-1) == labels
+    picked = logits.gather(1, labels[:, :2].long())
+    return picked[:, 0] > picked[:, 1]
+
+
+def expected_name_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Full-vocabulary cross-entropy at the last position on the counterfactual name."""
+    return F.cross_entropy(logits, labels[:, 0] if labels.dim() == 2 else labels)
+
+
+class IOITask(Task):
+    """A :class:`Task` whose labels are ``(B, 2)``: [expected name token, the base's other name token]."""
+
+    def labels(self, dataset: CounterfactualDataset) -> torch.Tensor:
+        names = self.extras["encoder"].name_tokens
+        cf = dataset.counterfactual_outputs[self.output]
+        base_io = data.indirect_object(dataset.base)
+        base_s = torch.where(base_io == dataset.base["name_a"], dataset.base["name_b"], dataset.base["name_a"])
+        other = torch.where(cf == base_io, base_s, base_io)
+        return torch.stack([names[cf], names[other]], dim=1)
+
+
+def _task(name: str, make_algorithm, sets: Sequence[tuple[str, ...]], *, disjoint_names: bool = False,
+          pair_sampler=None, description: str = "") -> IOITask:
+    encoder = IOIEncoder()
+    algorithm = make_algorithm()
+    task = IOITask(
+        name=name, algorithm=algorithm, encode=encoder.encode, label=lambda out: encoder.name_tokens[out["output"]],
+        intervention_sets=list(sets), family=FAMILY, n_classes=len(data.VOCAB), pair_sampler=pair_sampler,
+        loss=expected_name_loss, correct=logit_diff_correct, description=description,
+    )
+    task.extras.update(encoder=encoder, build_target=lambda kind, seed, **kw: build_target(task, kind, seed, **kw))
+    if disjoint_names:
+        def splits(sizes: Sequence[int], gen: torch.Generator) -> list[CounterfactualDataset]:
+            """Train and validation pairs draw names from one half of the names, test pairs from the other."""
+            train_pool, test_pool = data.split_pools(0.5, seed=0)
+            kw = dict(generator=gen, pair_sampler=pair_sampler, output=task.output)
+            fit = sample_counterfactuals(make_algorithm(train_pool), sizes[0] + sizes[1], task.intervention_sets, **kw)
+            test = sample_counterfactuals(make_algorithm(test_pool), sizes[2], task.intervention_sets, **kw)
+            return [*fit.split([sizes[0], sizes[1]]), test]
+
+        task.extras["counterfactual_splits"] = splits
+    return task
+
+
+@register_algorithm("ioi_pattern")
+def ioi_pattern_task() -> IOITask:
+    """ABAB/ABBA pattern; sources are independent sentences (other names, template, pattern)."""
+    return _task("ioi_pattern", pattern_algorithm, [("pattern",)])
+
+
+@register_algorithm("ioi_pattern_disjoint")
+def ioi_pattern_disjoint_task() -> IOITask:
+    """As ``ioi_pattern``, but the test pairs use names never seen in the alignment's training pairs."""
+    return _task("ioi_pattern_disjoint", pattern_algorithm, [("pattern",)], disjoint_names=True)
+
+
+@register_algorithm("ioi_rich")
+def ioi_rich_task(intervention_sets: Sequence[tuple[str, ...]] = (("io_position",), ("io_name",))) -> IOITask:
+    """The richer IOI graph; sources reuse the base's names so counterfactuals stay within the sentence."""
+    return _task("ioi_rich", rich_algorithm, intervention_sets, pair_sampler=same_names_source)
+
+
+# --- networks ------------------------------------------------------------------------
+def tokenizer():
+    from causalab.neural.wordlevel import word_level_tokenizer
+
+    return word_level_tokenizer(data.VOCAB)
+
+
+def with_answer(values: Values) -> dict[str, torch.Tensor]:
+    """Training text: the sentence followed by its indirect object (right-padded, one column longer)."""
+    enc = data.token_ids(values)
+    ids = F.pad(enc["input_ids"], (0, 1), value=data.PAD)
+    rows = torch.arange(ids.shape[0])
+    ids[rows, enc["pos_last"] + 1] = data.NAME_TOKENS[data.indirect_object(values)]
+    mask = F.pad(enc["attention_mask"], (0, 1))
+    mask[rows, enc["pos_last"] + 1] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def ioi_accuracy(target, n: int = 2000, seed: int = 12345, top1: bool = False) -> float:
+    """Held-out factual IOI accuracy: IO's logit beats S's (or, with ``top1``, IO is the argmax)."""
+    g = torch.Generator().manual_seed(seed)
+    values = data.sample_sentences(n, g)
+    io = data.NAME_TOKENS[data.indirect_object(values)]
+    s = data.NAME_TOKENS[values["s2"]]
+    with torch.no_grad():
+        logits = target.logits(data.token_ids(values))
+    labels = io if top1 else torch.stack([io, s], 1)
+    return float(logit_diff_correct(logits, labels).float().mean())
+
+
+TRAIN_RECIPE = dict(size="small", steps=1500, batch_size=64, lr=3e-3, answer_weight=4.0,
+                    checkpoints=(0, 100, 200, 300, 400, 500, 1000), target_accuracy=None, eval_every=100)
+
+
+def trained_lm_dir(seed: int = 0, cache: str | os.PathLike | None = None) -> Path:
+    from causalab.neural.lm import cache_dir
+
+    return (Path(cache) if cache is not None else cache_dir()) / f"ioi-gpt_neox-{TRAIN_RECIPE['size']}-seed{seed}"
+
+
+def train_ioi_lm(seed: int = 0, cache: str | os.PathLike | None = None, progress=None, **overrides: Any) -> dict:
+    """Train a small GPT-NeoX on IOI text from scratch; checkpoints go to :func:`trained_lm_dir`."""
+    from causalab.neural.lm import LMTarget, lm_config
+    from causalab.neural.lm_training import train_causal_lm
+    from transformers import AutoModelForCausalLM
+
+    recipe = {**TRAIN_RECIPE, **overrides}
+    size = recipe.pop("size")
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(lm_config("gpt_neox", size, vocab_size=len(data.VOCAB)))
+    target = LMTarget(model)
+    return train_causal_lm(
+        model, lambda n, g: with_answer(data.sample_sentences(n, g)), trained_lm_dir(seed, cache),
+        tokenizer=tokenizer(), evaluate=lambda m: ioi_accuracy(target), seed=seed, progress=progress, **recipe,
+    )
+
+
+def build_target(task: Task, kind: str, seed: int, *, dtype: torch.dtype = torch.float32, engine: str = "hook",
+                 **options: Any):
+    """``random`` (size, arch), ``trained`` (step: int or "final"; cache) or ``pretrained`` (path, revision)."""
+    from causalab.neural.lm import from_pretrained, random_lm
+
+    if kind == "random":
+        return random_lm(len(data.VOCAB), tokenizer=tokenizer(), seed=seed, dtype=dtype, engine=engine, **options)
+    if kind == "trained":
+        step = options.pop("step", "final")
+        cache = options.pop("cache", None)
+        if options:
+            raise ConfigError(f"target 'trained' takes options step, cache, engine; got {sorted(options)}")
+        folder = trained_lm_dir(seed, cache)
+        if not (folder / "final").exists():
+            train_ioi_lm(seed, cache)
+        ckpt = folder / ("final" if step == "final" else f"step{int(step)}")
+        if not ckpt.exists():
+            have = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+            raise ConfigError(f"no checkpoint {ckpt.name!r} of the trained IOI model; available: {have}")
+        return from_pretrained(ckpt, dtype=dtype, engine=engine)
+    if kind == "pretrained":
+        if "path" not in options:
+            raise ConfigError("target 'pretrained' needs target_options path (a local folder or hub name)")
+        target = from_pretrained(options.pop("path"), options.pop("revision", None), dtype=dtype, engine=engine, **options)
+        task.extras["encoder"].use_tokenizer(target.tokenizer)
+        return target
+    raise ConfigError(f"unknown target kind {kind!r} for IOI; use 'random', 'trained' or 'pretrained'")

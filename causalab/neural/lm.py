@@ -1,0 +1,241 @@
+"""Hugging Face causal LMs as targets: residual-stream sites at named token positions.
+
+Network inputs are a tensor of token ids or a mapping with ``input_ids`` and, per
+named position ``p``, a ``(B,)`` tensor ``pos_p`` (``pos_last``, ``pos_s2``, ``pos_io``
+for IOI). Sequences are right-padded and run *without* an attention mask: under
+causal attention, padding after a token cannot change it, so every real position
+is exact and batches need no mask logic.
+
+Two patching engines give the same logits: ``"hook"`` (a forward hook on the block,
+the default: fewer layers of bookkeeping) and ``"pyvene"`` (pyvene's
+``IntervenableModel``; see :mod:`causalab.neural.pyvene_engine`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from causalab.errors import ConfigError, SiteError
+from causalab.neural.target import Site, Target
+
+ARCHS = ("gpt_neox", "gpt2")
+ENGINES = ("hook", "pyvene")
+# Pythia-like shapes: layers, width, heads, MLP width (Pythia's own, with a word-level vocabulary).
+SIZES: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 32, 4, 128),
+    "small": (2, 64, 4, 256),
+    "14m": (6, 128, 4, 512),
+    "31m": (6, 256, 8, 1024),
+    "70m": (6, 512, 8, 2048),
+    "160m": (12, 768, 12, 3072),
+    "410m": (24, 1024, 16, 4096),
+}
+POSITIONS = ("last", "s2", "io")
+
+
+class _Stop(Exception):
+    """Raised by a read hook to stop the forward pass once the site is read."""
+
+
+def lm_config(arch: str = "gpt_neox", size: str = "14m", *, vocab_size: int, max_positions: int = 64, **overrides: Any):
+    """A transformers config of a Pythia-like size (``SIZES``) for ``arch`` ("gpt_neox" or "gpt2")."""
+    if size not in SIZES:
+        raise ConfigError(f"unknown LM size {size!r}; known sizes: {', '.join(SIZES)}")
+    layers, width, heads, ffn = SIZES[size]
+    if arch == "gpt_neox":
+        from transformers import GPTNeoXConfig
+
+        kw = dict(
+            vocab_size=vocab_size, hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
+            intermediate_size=ffn, max_position_embeddings=max_positions, rotary_pct=0.25,
+            use_parallel_residual=True, bos_token_id=None, eos_token_id=None, tie_word_embeddings=False,
+        )
+        return GPTNeoXConfig(**{**kw, **overrides})
+    if arch == "gpt2":
+        from transformers import GPT2Config
+
+        kw = dict(
+            vocab_size=vocab_size, n_embd=width, n_layer=layers, n_head=heads, n_inner=ffn,
+            n_positions=max_positions, bos_token_id=None, eos_token_id=None,
+        )
+        return GPT2Config(**{**kw, **overrides})
+    raise ConfigError(f"unknown LM architecture {arch!r}; known: {', '.join(ARCHS)}")
+
+
+def _find_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The transformer blocks: the ModuleList with one entry per layer (``layers`` or ``h``)."""
+    n = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", None)
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.ModuleList) and len(mod) == n and name.split(".")[-1] in ("layers", "h", "blocks"):
+            return name, mod
+    raise ConfigError(f"cannot find the transformer blocks of {type(model).__name__} (no ModuleList of {n} layers)")
+
+
+class LMTarget(Target):
+    """A frozen causal LM. Sites: block outputs (residual stream) of layers 1..L at a token position."""
+
+    def __init__(self, model: nn.Module, tokenizer: Any = None, *, engine: str = "hook",
+                 positions: Sequence[str] = POSITIONS) -> None:
+        super().__init__()
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown patching engine {engine!r}; known: {', '.join(ENGINES)}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.engine = engine
+        self.positions = tuple(positions)
+        self.layer_path, self.blocks = _find_layers(model)
+        self.n_layers = len(self.blocks)
+        self._pyvene: dict = {}  # cached IntervenableModels, kept out of the module tree
+        self.hidden_width = self._dry_width()
+
+    def _dry_width(self) -> int:
+        """Width of the residual stream, read from a one-token forward pass rather than the config."""
+        p = next(self.model.parameters())
+        with torch.no_grad():
+            h = self.hidden(torch.zeros(1, 1, dtype=torch.long, device=p.device), Site(1, "last"))
+        return int(h.shape[-1])
+
+    # --- sites ----------------------------------------------------------------------
+    def sites(self) -> list[Site]:
+        return [Site(k, p) for k in range(1, self.n_layers + 1) for p in self.positions]
+
+    def check_site(self, site: Site) -> Site:
+        if not isinstance(site, Site):
+            raise SiteError(f"expected a Site, got {site!r}")
+        if not isinstance(site.layer, int) or not 1 <= site.layer <= self.n_layers:
+            raise SiteError(f"layer {site.layer!r} is out of range: this LM has layers 1..{self.n_layers}")
+        pos = site.position
+        if pos is None:
+            raise SiteError(f"site {site} names no token position; use one of {list(self.positions)} or an int")
+        if isinstance(pos, bool) or not (isinstance(pos, int) or pos in self.positions):
+            raise SiteError(f"unknown token position {pos!r}; valid: {list(self.positions)} or an int >= 0")
+        if isinstance(pos, int) and pos < 0:
+            raise SiteError(f"token position {pos} is negative; give an index >= 0 or 'last'")
+        if site.component != "block_output":
+            raise SiteError(f"unknown component {site.component!r}; LM targets offer 'block_output' (residual stream)")
+        return site
+
+    def width(self, site: Site) -> int:
+        self.check_site(site)
+        return self.hidden_width
+
+    # --- inputs ---------------------------------------------------------------------
+    @staticmethod
+    def input_ids(inputs: Any) -> torch.Tensor:
+        return inputs if isinstance(inputs, torch.Tensor) else inputs["input_ids"]
+
+    def token_positions(self, inputs: Any, position: str | int) -> torch.Tensor:
+        """``(B,)`` token indices of ``position`` in each row."""
+        ids = self.input_ids(inputs)
+        b, t = ids.shape
+        if isinstance(position, int):
+            if position >= t:
+                raise SiteError(f"token position {position} is beyond the sequence length {t}")
+            return torch.full((b,), position, dtype=torch.long, device=ids.device)
+        key = f"pos_{position}"
+        if isinstance(inputs, Mapping) and key in inputs:
+            return inputs[key].long().to(ids.device)
+        if position == "last":
+            if isinstance(inputs, Mapping) and "attention_mask" in inputs:
+                return inputs["attention_mask"].long().sum(1) - 1
+            return torch.full((b,), t - 1, dtype=torch.long, device=ids.device)
+        raise SiteError(f"the inputs carry no positions for {position!r} (expected a key {key!r})")
+
+    # --- running --------------------------------------------------------------------
+    def hidden(self, inputs: Any, site: Site) -> torch.Tensor:
+        site = self.check_site(site)
+        pos = self.token_positions(inputs, site.position)
+        got: dict[str, torch.Tensor] = {}
+
+        def read(module, args, output):
+            hs = output[0] if isinstance(output, tuple) else output
+            got["h"] = hs[torch.arange(hs.shape[0], device=hs.device), pos]
+            raise _Stop
+
+        handle = self.blocks[site.layer - 1].register_forward_hook(read)
+        try:
+            self.model(input_ids=self.input_ids(inputs), use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        return got["h"]
+
+    def _last_logits(self, inputs: Any, hidden_last: torch.Tensor) -> torch.Tensor:
+        pos = self.token_positions(inputs, "last")
+        h = hidden_last[torch.arange(hidden_last.shape[0], device=hidden_last.device), pos]
+        return self.model.get_output_embeddings()(h)
+
+    def logits(self, inputs: Any) -> torch.Tensor:
+        """Full-vocabulary logits at the last position, ``(B, V)``."""
+        out = self.model.base_model(input_ids=self.input_ids(inputs), use_cache=False)
+        return self._last_logits(inputs, out.last_hidden_state)
+
+    def patched_logits(self, inputs: Any, site: Site, h: torch.Tensor, engine: str | None = None) -> torch.Tensor:
+        """Last-position logits with the block output at ``site`` replaced by ``h`` ``(B, d)``."""
+        site = self.check_site(site)
+        engine = engine or self.engine
+        if engine == "pyvene":
+            from causalab.neural.pyvene_engine import pyvene_patched_logits
+
+            return pyvene_patched_logits(self, inputs, site, h)
+        if engine != "hook":
+            raise ConfigError(f"unknown patching engine {engine!r}; known: {', '.join(ENGINES)}")
+        pos = self.token_positions(inputs, site.position)
+
+        def patch(module, args, output):
+            hs = output[0] if isinstance(output, tuple) else output
+            rows = torch.arange(hs.shape[0], device=hs.device)
+            hs = hs.index_put((rows, pos), h.to(hs.dtype))
+            return (hs, *output[1:]) if isinstance(output, tuple) else hs
+
+        handle = self.blocks[site.layer - 1].register_forward_hook(patch)
+        try:
+            return self.logits(inputs)
+        finally:
+            handle.remove()
+
+    # --- persistence ----------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """``save_pretrained`` (safetensors) of the model and its tokenizer into one folder."""
+        with contextlib.redirect_stderr(io.StringIO()):  # transformers' progress bar
+            self.model.save_pretrained(str(path))
+            if self.tokenizer is not None:
+                self.tokenizer.save_pretrained(str(path))
+
+
+def from_pretrained(path_or_name: str | os.PathLike, revision: str | None = None, *, engine: str = "hook",
+                    dtype: torch.dtype = torch.float32, positions: Sequence[str] = POSITIONS, **kwargs: Any) -> LMTarget:
+    """Load a causal LM and its own tokenizer from a local folder or a hub name (with a revision such as ``step0``)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = str(path_or_name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(src, revision=revision, dtype=dtype, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(src, revision=revision, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load a causal LM from {src!r} (revision {revision!r}): {exc}") from exc
+    return LMTarget(model.eval(), tokenizer, engine=engine, positions=positions).freeze()
+
+
+def random_lm(vocab_size: int, *, arch: str = "gpt_neox", size: str = "14m", seed: int = 0, tokenizer: Any = None,
+              dtype: torch.dtype = torch.float32, engine: str = "hook", max_positions: int = 64,
+              **overrides: Any) -> LMTarget:
+    """A causal LM at random initialisation (transformers' own init) from ``seed``."""
+    from transformers import AutoModelForCausalLM
+
+    config = lm_config(arch, size, vocab_size=vocab_size, max_positions=max_positions, **overrides)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config).to(dtype).eval()
+    return LMTarget(model, tokenizer, engine=engine).freeze()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CAUSALAB_CACHE", Path.home() / ".cache" / "causalab"))
