@@ -1,0 +1,99 @@
+"""RevNet: a stack of additive coupling blocks (Sutter et al. 2025, "The Non-Linear Representation Dilemma").
+
+Each block splits ``x`` into halves ``x1`` (the first ``floor(d/2)`` coordinates)
+and ``x2`` (the other ``ceil(d/2)``) and computes
+
+    y1 = x1 + F(x2),    y2 = x2 + G(y1)
+
+with ``F`` and ``G`` small ReLU MLPs. The inverse undoes the two updates in
+reverse order (``x2 = y2 - G(y1)``, ``x1 = y1 - F(x2)``), so it is exact up to
+floating-point rounding whatever ``F`` and ``G`` are. Knobs set the complexity:
+``blocks`` couplings, each MLP with ``depth`` hidden layers of ``hidden`` units.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from alignments.standardize import StandardizableMap
+from causalab.errors import AlignmentError
+from causalab.registry import register_alignment
+
+
+def relu_mlp(d_in: int, hidden: int, d_out: int, depth: int) -> nn.Sequential:
+    """``d_in -> hidden (-> hidden ...) -> d_out`` with ``depth`` ReLU hidden layers."""
+    layers: list[nn.Module] = []
+    width = d_in
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, d_out))
+    return nn.Sequential(*layers)
+
+
+class AdditiveCoupling(nn.Module):
+    """One RevNet block on ``(n, d)`` tensors: ``y1 = x1 + F(x2)``, ``y2 = x2 + G(y1)``."""
+
+    def __init__(self, width: int, hidden: int, depth: int) -> None:
+        super().__init__()
+        self.split = width // 2
+        rest = width - self.split
+        self.f = relu_mlp(rest, hidden, self.split, depth)
+        self.g = relu_mlp(self.split, hidden, rest, depth)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1, x2 = x[:, : self.split], x[:, self.split :]
+        y1 = x1 + self.f(x2)
+        y2 = x2 + self.g(y1)
+        return torch.cat([y1, y2], dim=1)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        y1, y2 = y[:, : self.split], y[:, self.split :]
+        x2 = y2 - self.g(y1)
+        x1 = y1 - self.f(x2)
+        return torch.cat([x1, x2], dim=1)
+
+
+def positive_int(family: str, knob: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise AlignmentError(f"{family}: knob {knob!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_coupling_width(family: str, width: int) -> None:
+    if width < 2:
+        raise AlignmentError(f"{family}: a coupling map needs a hidden width of at least 2 coordinates, got {width}")
+
+
+@register_alignment("revnet")
+class RevNetMap(StandardizableMap):
+    """RevNet of additive coupling blocks. Knobs: ``blocks``, ``hidden``, ``depth``, ``standardize``."""
+
+    # Additive couplings invert exactly up to rounding, which grows with the number
+    # of blocks and the scale of F and G's outputs (measured: <1e-6 at 16 blocks, width 512).
+    tolerance = 1e-5
+
+    def __init__(self, width: int, blocks: int = 5, hidden: int = 16, depth: int = 1, standardize: bool = False) -> None:
+        super().__init__(width, standardize)
+        check_coupling_width("revnet", width)
+        self.blocks = positive_int("revnet", "blocks", blocks)
+        self.hidden = positive_int("revnet", "hidden", hidden)
+        self.depth = positive_int("revnet", "depth", depth)
+        self.layers = nn.ModuleList(AdditiveCoupling(width, hidden, depth) for _ in range(blocks))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.layers:
+            x = block(x)
+        return x
+
+    def _inverse(self, z: torch.Tensor) -> torch.Tensor:
+        for block in reversed(self.layers):
+            z = block.inverse(z)
+        return z
+
+    def describe(self) -> str:
+        return (
+            f"RevNetMap(width={self.width}, blocks={self.blocks}, hidden={self.hidden}, depth={self.depth}, "
+            f"standardize={self.standardization is not None}, params={self.num_parameters})"
+        )
