@@ -166,11 +166,16 @@ def fit_alignment(
 ) -> FitResult:
     """Fit ``phi``'s parameters (only) by cross-entropy on counterfactual labels.
 
-    Early stopping on validation IIA restores the best map. A non-finite loss raises
+    A map with a ``fit_statistics(h)`` method (a fitted standardisation) first gets
+    the training base hidden states. Early stopping on validation IIA restores the
+    best map. A non-finite loss raises
     :class:`FitError`; so does a network whose weights changed during the fit.
     """
     config = config or FitConfig()
     partition.check_fits(phi)
+    fit_statistics = getattr(phi, "fit_statistics", None)
+    if callable(fit_statistics):  # e.g. a standardisation in front of a non-linear map
+        fit_statistics(train.h_base)
     before = target.fingerprint()
     params = [p for p in phi.parameters() if p.requires_grad]
     if not params:  # identity and other fixed maps: nothing to fit
