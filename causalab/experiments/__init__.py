@@ -1,6 +1,35 @@
-"""Declarative experiments: configs and the runner."""
+"""Declarative experiments: configs (also from TOML), validation, the runner, sweeps, the results store, reports."""
 
-from causalab.experiments.config import ExperimentConfig
+from causalab.experiments.config import ConfigFieldError, ExperimentConfig
+from causalab.experiments.grid import SweepSpec, expand_grid, load_configs, load_sweep
+from causalab.experiments.report import layer_table, summarize, summary_table, write_report
 from causalab.experiments.runner import ExperimentResult, build_target, run_experiment
+from causalab.experiments.store import ResultStore, StoreError, load_records
+from causalab.experiments.sweep import SweepError, SweepEvent, SweepSummary, execute, run_sweep
+from causalab.experiments.validate import validate, validate_all
 
-__all__ = ["ExperimentConfig", "ExperimentResult", "build_target", "run_experiment"]
+__all__ = [
+    "ConfigFieldError",
+    "ExperimentConfig",
+    "ExperimentResult",
+    "ResultStore",
+    "StoreError",
+    "SweepError",
+    "SweepEvent",
+    "SweepSpec",
+    "SweepSummary",
+    "build_target",
+    "execute",
+    "expand_grid",
+    "layer_table",
+    "load_configs",
+    "load_records",
+    "load_sweep",
+    "run_experiment",
+    "run_sweep",
+    "summarize",
+    "summary_table",
+    "validate",
+    "validate_all",
+    "write_report",
+]

@@ -99,6 +99,7 @@ def run_local(
     ctx = multiprocessing.get_context(start_method)
     pool = ProcessPoolExecutor(max_workers=min(workers, len(configs)) or 1, mp_context=ctx,
                                initializer=_init_worker, initargs=(tuple(plugins),))
+    finished = False
     try:
         pending = {pool.submit(execute, cfg.to_dict(), tuple(plugins)): cfg for cfg in configs}
         while pending:
@@ -107,11 +108,18 @@ def run_local(
                 cfg = pending.pop(fut)
                 exc = fut.exception()
                 yield cfg, (exc if exc is not None else fut.result())
+        finished = True
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):  # stop runs in flight on abort
-            if proc.is_alive():
-                proc.terminate()
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # left early (an error, a callback that stopped the sweep, Ctrl-C): stop the runs in flight
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in processes:
+                proc.join(timeout=5)
 
 
 def run_ray(

@@ -9,6 +9,7 @@ the partition. Every failure is a :class:`ConfigFieldError` naming the field.
 from __future__ import annotations
 
 import inspect
+import json
 from typing import Any, Callable
 
 import torch
@@ -22,6 +23,28 @@ from causalab.neural.target import Site, Target
 from causalab.registry import ALIGNMENTS, knobs_of, make_alignment, make_task, parse_spec
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_COMBINED: dict[type, type] = {}
+
+
+def field_error(field: str, exc: Exception, message: str | None = None) -> ConfigFieldError:
+    """A :class:`ConfigFieldError` for ``field`` that is also an instance of ``exc``'s class.
+
+    So ``except SiteError`` (or ``RegistryError``, ``PartitionError``) still catches a bad
+    layer found by validation, and ``except ConfigError`` catches every bad field.
+    """
+    base = type(exc)
+    if not issubclass(base, CausalabError) or issubclass(base, ConfigFieldError):
+        return ConfigFieldError(field, message or str(exc))
+    if base not in _COMBINED:
+        _COMBINED[base] = type(f"{base.__name__}InConfig", (ConfigFieldError, base), {
+            "__module__": __name__,
+            "__reduce__": lambda self: (_rebuild, (base, self.field, self.detail)),  # picklable across processes
+        })
+    return _COMBINED[base](field, message or str(exc))
+
+
+def _rebuild(base: type, field: str, detail: str) -> ConfigFieldError:
+    return field_error(field, base(detail), detail)
 
 
 def _parameters(fn: Callable, skip: tuple[str, ...]) -> list[str] | None:
@@ -52,29 +75,43 @@ def architecture_options(task: Task, options: dict[str, Any]) -> dict[str, Any]:
     return dict(options) if accepted is None else {k: v for k, v in options.items() if k in accepted}
 
 
-def untrained_target(config: ExperimentConfig, task: Task) -> Target:
-    """A network with the architecture (sites, widths) ``config`` names, without training it."""
+def untrained_target(config: ExperimentConfig, task: Task) -> Target | None:
+    """A network with the architecture (sites, widths) ``config`` names, without training it.
+
+    For ``trained`` targets: the random initialisation of the same kind and options. A
+    task's own builder that rejects the training options for ``random`` gets none; if
+    that fails too, None (the architecture cannot be known without training).
+    """
     from causalab.experiments.runner import build_target
 
     dtype = DTYPES[config.dtype]
-    if config.target == "trained":
-        return build_target(task, "random", config.target_seed, dtype=dtype, **architecture_options(task, config.target_options))
-    return build_target(task, config.target, config.target_seed, dtype=dtype, **config.target_options)
+    if config.target != "trained":
+        return build_target(task, config.target, config.target_seed, dtype=dtype, **config.target_options)
+    options = architecture_options(task, config.target_options)
+    try:
+        return build_target(task, "random", config.target_seed, dtype=dtype, **options)
+    except (TypeError, CausalabError):
+        if not options or task.extras.get("build_target") is None:
+            raise
+    try:
+        return build_target(task, "random", config.target_seed, dtype=dtype)
+    except (TypeError, CausalabError):
+        return None
 
 
-def validate(config: ExperimentConfig | dict[str, Any]) -> ExperimentConfig:
+def validate(config: ExperimentConfig | dict[str, Any], _targets: dict[str, Any] | None = None) -> ExperimentConfig:
     """Raise :class:`ConfigFieldError` naming the first invalid field; return the config if it is valid.
 
-    Cheap (milliseconds): no data is sampled and nothing is trained.
+    Cheap: no data is sampled and nothing is trained (a ``pretrained`` target is loaded).
     """
     if not isinstance(config, ExperimentConfig):
         config = ExperimentConfig.from_dict(config)
     try:
         task = make_task(config.algorithm)
     except CausalabError as exc:
-        raise ConfigFieldError("algorithm", str(exc)) from None
+        raise field_error("algorithm", exc) from None
 
-    family, knobs = _check_alignment_spec(config.alignment)
+    _check_alignment_spec(config.alignment)
 
     accepted = target_option_names(task, config.target)
     if accepted is not None:
@@ -87,23 +124,32 @@ def validate(config: ExperimentConfig | dict[str, Any]) -> ExperimentConfig:
             )
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigFieldError("device", f"{config.device!r} was asked for, but torch sees no CUDA device")
+    # the architecture does not depend on the seed: one network per distinct target across a sweep
+    key = json.dumps([config.algorithm, config.target, config.target_options, config.dtype], sort_keys=True, default=str)
     try:
-        target = untrained_target(config, task)
+        if _targets is not None and key in _targets:
+            target = _targets[key]
+        else:
+            target = untrained_target(config, task)
+            if _targets is not None:
+                _targets[key] = target
     except CausalabError as exc:
-        raise ConfigFieldError("target", str(exc)) from None
+        raise field_error("target_options" if config.target_options else "target", exc) from None
     except TypeError as exc:  # a builder that rejected an option
         raise ConfigFieldError("target_options", str(exc)) from None
+    if target is None:
+        return config
 
     try:
         site = target.check_site(Site(config.layer, config.position))
     except CausalabError as exc:
-        raise ConfigFieldError("position" if config.position is not None and "position" in str(exc) else "layer", str(exc)) from None
+        raise field_error("position" if config.position is not None and "position" in str(exc) else "layer", exc) from None
     width = target.width(site)
 
     try:
         phi = make_alignment(config.alignment, width)
     except CausalabError as exc:
-        raise ConfigFieldError("alignment", f"{config.alignment!r} at hidden width {width}: {exc}") from None
+        raise field_error("alignment", exc, f"{config.alignment!r} at hidden width {width}: {exc}") from None
 
     field = "partition" if config.partition is not None else "intervention_size"
     try:
@@ -119,7 +165,7 @@ def validate(config: ExperimentConfig | dict[str, Any]) -> ExperimentConfig:
             partition = Partition.contiguous(task.variables, config.intervention_size, width)
         partition.check_fits(phi)
     except PartitionError as exc:
-        raise ConfigFieldError(field, str(exc)) from None
+        raise field_error(field, exc) from None
     return config
 
 
@@ -129,7 +175,7 @@ def _check_alignment_spec(spec: str) -> tuple[str, dict[str, str]]:
         family, knobs = parse_spec(spec)
         cls = ALIGNMENTS.get(family)
     except CausalabError as exc:
-        raise ConfigFieldError("alignment", str(exc)) from None
+        raise field_error("alignment", exc) from None
     valid = knobs_of(cls)
     unknown = [k for k in knobs if k not in valid]
     if unknown:
@@ -141,8 +187,11 @@ def _check_alignment_spec(spec: str) -> tuple[str, dict[str, str]]:
 
 def validate_all(configs: list[ExperimentConfig]) -> None:
     """Validate every config; the error says which run (index and hash) and which field."""
+    targets: dict[str, Any] = {}
     for i, config in enumerate(configs):
         try:
-            validate(config)
+            validate(config, targets)
         except ConfigFieldError as exc:
-            raise ConfigFieldError(exc.field, f"{exc.detail} (run {i + 1} of {len(configs)}, hash {config.hash()})") from None
+            exc.detail = f"{exc.detail} (run {i + 1} of {len(configs)}, hash {config.hash()})"
+            exc.args = (f"config field {exc.field!r}: {exc.detail}",)
+            raise
