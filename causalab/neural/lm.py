@@ -218,8 +218,9 @@ def from_pretrained(path_or_name: str | os.PathLike, revision: str | None = None
 
     src = str(path_or_name)
     try:
-        model = AutoModelForCausalLM.from_pretrained(src, revision=revision, dtype=dtype, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(src, revision=revision, **kwargs)
+        with contextlib.redirect_stderr(io.StringIO()):  # transformers' loading progress bar
+            model = AutoModelForCausalLM.from_pretrained(src, revision=revision, dtype=dtype, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(src, revision=revision, **kwargs)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load a causal LM from {src!r} (revision {revision!r}): {exc}") from exc
     return LMTarget(model.eval(), tokenizer, engine=engine, positions=positions).freeze()

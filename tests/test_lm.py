@@ -1,0 +1,185 @@
+"""LM targets: sites, hook vs pyvene patching, loading, training, experiments."""
+
+import pytest
+import torch
+from torch import nn
+
+from algorithms import ioi
+from algorithms import ioi_data as data
+from alignments.rotation import RotationMap
+from causalab.alignment import AlignmentMap
+from causalab.errors import ConfigError, PartitionError, SiteError
+from causalab.experiments import ExperimentConfig, run_experiment
+from causalab.intervene import Partition, interchange
+from causalab.neural.lm import LMTarget, from_pretrained, lm_config, random_lm
+from causalab.neural.pyvene_engine import AlignmentIntervention, pyvene_interchange_logits
+from causalab.neural.target import Site
+
+torch.set_num_threads(1)
+V = len(data.VOCAB)
+
+
+class Coupling(AlignmentMap):
+    """A small non-linear invertible map (two additive couplings), for when the RevNet family is absent."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__(width)
+        torch.manual_seed(1)
+        self.k = width // 2
+        self.f = nn.Sequential(nn.Linear(width - self.k, 16), nn.Tanh(), nn.Linear(16, self.k))
+        self.g = nn.Sequential(nn.Linear(self.k, 16), nn.Tanh(), nn.Linear(16, width - self.k))
+
+    def forward(self, h):
+        x1, x2 = h[..., : self.k], h[..., self.k :]
+        y1 = x1 + self.f(x2)
+        return torch.cat([y1, x2 + self.g(y1)], -1)
+
+    def inverse(self, z):
+        y1, y2 = z[..., : self.k], z[..., self.k :]
+        x2 = y2 - self.g(y1)
+        return torch.cat([y1 - self.f(x2), x2], -1)
+
+
+@pytest.fixture(scope="module", params=["gpt_neox", "gpt2"])
+def target(request):
+    return random_lm(V, arch=request.param, size="tiny", seed=0, tokenizer=ioi.tokenizer())
+
+
+def batch(n, seed):
+    return data.token_ids(data.sample_sentences(n, torch.Generator().manual_seed(seed)))
+
+
+def maps(width):
+    out = [("rotation", RotationMap(width)), ("coupling", Coupling(width))]
+    try:
+        from alignments.revnet import RevNetMap  # written in parallel; tested when present
+    except ImportError:
+        return out
+    torch.manual_seed(2)
+    return out + [("revnet", RevNetMap(width, blocks=2, hidden=16))]
+
+
+def test_hidden_and_unpatched_logits(target):
+    x = batch(6, 0)
+    ref = target.model(input_ids=x["input_ids"], output_hidden_states=True)
+    rows = torch.arange(6)
+    for layer in (1, 2):
+        for pos in ("last", "s2", "io", 3):
+            p = x[f"pos_{pos}"] if isinstance(pos, str) else torch.full((6,), pos)
+            h = target.hidden(x, Site(layer, pos))
+            if layer < 2:  # transformers' last hidden state has the final norm applied; the block output has not
+                assert torch.equal(h, ref.hidden_states[layer][rows, p])
+            assert (target.patched_logits(x, Site(layer, pos), h) - ref.logits[rows, x["pos_last"]]).abs().max() < 1e-6
+    assert target.width(Site(1, "last")) == 32 and len(target.sites()) == 6
+
+
+@pytest.mark.parametrize("layer,pos", [(1, "last"), (2, "s2"), (1, "io")])
+def test_pyvene_alignment_intervention_matches_forward_hook(target, layer, pos):
+    """pyvene running the whole interchange == our hook patching interchange(phi, h_base, h_source)."""
+    site = Site(layer, pos)
+    base, src = batch(8, 1), batch(8, 2)
+    d = target.width(site)
+    for name, phi in maps(d):
+        part = Partition.contiguous(["pattern"], 8, d)
+        h = interchange(phi, target.hidden(base, site), {"pattern": target.hidden(src, site)}, part)
+        hooked = target.patched_logits(base, site, h, engine="hook")
+        via_pyvene = pyvene_interchange_logits(target, site, phi, part, base, {"pattern": src})
+        assert (hooked - via_pyvene).abs().max() < 1e-6, name
+        replaced = target.patched_logits(base, site, h, engine="pyvene")
+        assert (hooked - replaced).abs().max() < 1e-6, name
+        changed = (hooked - target.logits(base)).abs().max() > 1e-4
+        # above the last block only the patched position itself is read
+        assert changed == (layer < target.n_layers or pos == "last"), name
+
+
+def test_pyvene_path_carries_gradients_to_the_map(target):
+    phi = RotationMap(32)
+    part = Partition.contiguous(["pattern"], 4, 32)
+    pyvene_interchange_logits(target, Site(1, "last"), phi, part, batch(4, 3), {"pattern": batch(4, 4)}).sum().backward()
+    assert phi.layer.parametrizations.weight.original.grad.abs().sum() > 0
+    assert all(p.grad is None for p in target.model.parameters())
+
+
+def test_two_variables_through_pyvene(target):
+    phi = Coupling(32)
+    part = Partition({"a": range(0, 6), "b": range(10, 16)}, 32)
+    site, base, s1, s2 = Site(1, "last"), batch(5, 5), batch(5, 6), batch(5, 7)
+    h = interchange(phi, target.hidden(base, site), {"a": target.hidden(s1, site), "b": target.hidden(s2, site)}, part)
+    hooked = target.patched_logits(base, site, h)
+    assert (hooked - pyvene_interchange_logits(target, site, phi, part, base, {"a": s1, "b": s2})).abs().max() < 1e-5
+
+
+def test_site_validation(target):
+    x = batch(2, 0)
+    with pytest.raises(SiteError, match="layers 1..2"):
+        target.check_site(Site(3, "last"))
+    with pytest.raises(SiteError, match="out of range"):
+        target.hidden(x, Site(0, "last"))
+    with pytest.raises(SiteError, match="unknown token position 'verb'"):
+        target.check_site(Site(1, "verb"))
+    with pytest.raises(SiteError, match="names no token position"):
+        target.check_site(Site(1))
+    with pytest.raises(SiteError, match="negative"):
+        target.check_site(Site(1, -1))
+    with pytest.raises(SiteError, match="beyond the sequence length"):
+        target.hidden(x, Site(1, 99))
+    with pytest.raises(SiteError, match="component"):
+        target.check_site(Site(1, "last", component="attention_output"))
+    with pytest.raises(SiteError, match="pos_s2"):
+        target.hidden(x["input_ids"], Site(1, "s2"))  # bare token ids carry no named positions
+    with pytest.raises(PartitionError, match="nope"):
+        AlignmentIntervention(RotationMap(32), Partition.contiguous(["pattern"], 4, 32), "nope")
+
+
+def test_configs_and_errors():
+    for size, (layers, width) in {"14m": (6, 128), "70m": (6, 512), "160m": (12, 768)}.items():
+        c = lm_config("gpt_neox", size, vocab_size=V)
+        assert (c.num_hidden_layers, c.hidden_size) == (layers, width)
+        g = lm_config("gpt2", size, vocab_size=V)
+        assert (g.n_layer, g.n_embd) == (layers, width)
+    with pytest.raises(ConfigError, match="unknown LM size"):
+        lm_config("gpt_neox", "7b", vocab_size=V)
+    with pytest.raises(ConfigError, match="unknown LM architecture"):
+        lm_config("mamba", "14m", vocab_size=V)
+    with pytest.raises(ConfigError, match="engine"):
+        random_lm(V, size="tiny", engine="nnsight")
+
+
+def test_hub_path_round_trip(tmp_path, target):
+    target.save(tmp_path / "m")
+    loaded = from_pretrained(tmp_path / "m", revision=None)
+    x = batch(4, 9)
+    assert isinstance(loaded, LMTarget) and loaded.tokenizer is not None
+    assert torch.equal(loaded.logits(x), target.logits(x))
+    text = data.render(data.sample_sentences(3, torch.Generator().manual_seed(1)))
+    assert loaded.tokenizer(text)["input_ids"] == target.tokenizer(text)["input_ids"]
+    with pytest.raises(ConfigError, match="cannot load"):
+        from_pretrained(tmp_path / "missing")
+
+
+def test_experiment_on_pretrained_folder_and_engines_agree(tmp_path):
+    random_lm(V, size="tiny", seed=3, tokenizer=ioi.tokenizer()).save(tmp_path / "m")
+    results = []
+    for engine in ("hook", "pyvene"):
+        cfg = ExperimentConfig(
+            algorithm="ioi_pattern", alignment="rotation", target="pretrained", layer=1, position="last",
+            intervention_size=4, n_train=64, n_val=32, n_test=64, epochs=1, batch_size=32,
+            target_options={"path": str(tmp_path / "m"), "engine": engine},
+        )
+        results.append(run_experiment(cfg))
+    assert results[0].test.iia == results[1].test.iia
+    assert results[0].train_iia == results[1].train_iia
+
+
+def test_tiny_lm_learns_ioi_quickly(tmp_path):
+    """A short run of the training recipe: checkpoints saved and loadable, accuracy far above step 0."""
+    report = ioi.train_ioi_lm(0, cache=tmp_path, steps=800, checkpoints=(0, 200), eval_every=100,
+                              target_accuracy=0.95)  # stops at the first evaluation past 95%
+    folder = ioi.trained_lm_dir(0, tmp_path)
+    assert report["checkpoints"] == [0, 200] and (folder / "final" / "model.safetensors").exists()
+    step0 = ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, step=0, cache=tmp_path)
+    final = ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, cache=tmp_path)
+    assert report["accuracy"] >= 0.95 and report["steps"] < 800
+    assert ioi.ioi_accuracy(final, n=500) >= 0.9 > ioi.ioi_accuracy(step0, n=500) + 0.2
+    with pytest.raises(ConfigError, match="available"):
+        ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, step=7, cache=tmp_path)
