@@ -161,8 +161,11 @@ class MapRecipe:
         printer.text(repr(self))
 
     def __repr__(self) -> str:
+        if self.family == "<instance>" and self.map is not None:
+            return self.map.describe()
         knobs = "".join(f", {k}={v!r}" for k, v in self.knobs.items())
-        extra = f"; init seed={self.seed}, perturb={self.perturb:g}" if self.family != "<instance>" else ""
+        has_params = self.map is not None and any(True for _ in self.map.parameters())
+        extra = f"; init seed={self.seed}, perturb={self.perturb:g}" if has_params and self.family != "<instance>" else ""
         return f"{self.family}(width={self.width}{knobs}{extra})"
 
 
