@@ -60,7 +60,7 @@ def target_option_names(task: Task, kind: str) -> list[str] | None:
     if task.extras.get("build_target") is not None:
         return _parameters(task.extras["build_target"], ("kind", "seed", "dtype"))
     if kind == "trained":
-        return (_parameters(train_mlp, ("task", "seed")) or []) + ["cache"]
+        return (_parameters(train_mlp, ("task", "seed")) or []) + ["cache", "checkpoint"]
     if kind == "random":
         return _parameters(random_mlp, ("task", "seed", "dtype"))
     if kind == "oracle" and task.extras.get("oracle") is not None:

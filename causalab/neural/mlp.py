@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -165,16 +167,80 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CAUSALAB_CACHE", Path.home() / ".cache" / "causalab"))
 
 
-def trained_mlp(task: Task, seed: int, *, cache: str | os.PathLike | None = None, **train_kwargs: Any) -> MLPTarget:
-    """The task family's trained MLP for ``seed``, trained once and cached as safetensors."""
+def trained_mlp(
+    task: Task,
+    seed: int,
+    *,
+    cache: str | os.PathLike | None = None,
+    checkpoint: int | None = None,
+    **train_kwargs: Any,
+) -> MLPTarget:
+    """The task family's trained MLP for ``seed``, trained once and cached as safetensors.
+
+    ``checkpoint`` (a count of training samples) gives instead the copy of the same
+    training run after that many samples (0 is its initialisation), for
+    training-progression experiments. The run that makes one checkpoint saves every
+    point of its schedule (0, each ``epoch_size`` samples, and ``checkpoint``), so the
+    other checkpoints cost nothing; concurrent workers wait for one run (a file lock).
+    """
+    samples = train_kwargs.get("samples", _default("samples"))
+    if checkpoint is not None and (isinstance(checkpoint, bool) or not isinstance(checkpoint, int)
+                                   or not 0 <= checkpoint <= samples):
+        raise ConfigError(f"target_options.checkpoint must be a sample count in 0..{samples} (target_options.samples), "
+                          f"got {checkpoint!r}")
     folder = Path(cache) if cache is not None else cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     tag = "-".join(f"{k}{v}" for k, v in sorted(train_kwargs.items()))
-    path = folder / f"mlp-{task.family}-seed{seed}{'-' + tag if tag else ''}.safetensors"
+    stem = f"mlp-{task.family}-seed{seed}{'-' + tag if tag else ''}"
+    path = _checkpoint_path(folder, stem, checkpoint)
     if path.exists():
         return MLPTarget.load(path)
-    model, _ = train_mlp(task, seed, **train_kwargs)
+    if checkpoint is None:
+        model, _ = train_mlp(task, seed, **train_kwargs)
+        _save(model, path)
+        return model
+    with _file_lock(folder / f"{stem}.lock"):
+        if path.exists():  # another worker trained it while this one waited
+            return MLPTarget.load(path)
+        epoch = train_kwargs.get("epoch_size", _default("epoch_size"))
+        schedule = sorted({0, checkpoint, *range(epoch, samples + 1, epoch), *train_kwargs.pop("checkpoints", ())})
+        model, report = train_mlp(task, seed, checkpoints=schedule, **train_kwargs)
+        for k, state in report["checkpoints"].items():
+            copy = MLPTarget(**model.config)
+            copy.load_state_dict(state)
+            _save(copy.freeze(), _checkpoint_path(folder, stem, k))
+        final = _checkpoint_path(folder, stem, None)
+        if not final.exists():
+            _save(model, final)
+    if not path.exists():
+        raise ConfigError(
+            f"target_options.checkpoint {checkpoint}: training stopped early after {report['samples_seen']} samples; "
+            "raise target_options.patience (or lower the checkpoint) to reach it"
+        )
+    return MLPTarget.load(path)
+
+
+def _default(name: str) -> Any:
+    import inspect
+
+    return inspect.signature(train_mlp).parameters[name].default
+
+
+def _checkpoint_path(folder: Path, stem: str, checkpoint: int | None) -> Path:
+    return folder / (f"{stem}.safetensors" if checkpoint is None else f"{stem}-at{checkpoint}.safetensors")
+
+
+def _save(model: MLPTarget, path: Path) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     model.save(tmp)
     os.replace(tmp, path)
-    return model
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
