@@ -95,11 +95,17 @@ def interchange(
     h_base: torch.Tensor,
     h_sources: Mapping[str, torch.Tensor],
     partition: Partition,
+    rows: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Distributed interchange: swap each variable's block of ``phi`` coordinates from its source.
 
     ``h_base`` is ``(..., width)``; each ``h_sources[v]`` has the same shape. If no
     coordinate is swapped, ``h_base`` is returned unchanged.
+
+    ``rows`` (optional) names, per variable, the rows whose source differs from the
+    base (a boolean mask or row indices along the first dimension). Other rows'
+    sources *are* their bases, so their swap is a no-op and ``phi`` is not run on them.
+    All sources go through ``phi`` in one call (``phi`` acts row by row).
     """
     for var, h_src in h_sources.items():
         if h_src.shape != h_base.shape:
@@ -110,7 +116,28 @@ def interchange(
     if not active:
         return h_base
     z = phi(h_base)
+    picked: list[tuple[str, torch.Tensor | None, int]] = []
+    parts = []
     for var in active:
-        z_src = phi(h_sources[var])
-        z = torch.where(partition.mask(var, z.device), z_src, z)
+        r = None if rows is None else rows.get(var)
+        if r is not None:
+            if r.dtype == torch.bool:
+                if r.shape != h_base.shape[:1]:
+                    raise PartitionError(f"rows of {var!r} must be a mask of shape {tuple(h_base.shape[:1])}, got {tuple(r.shape)}")
+                r = r.nonzero().squeeze(1)
+            if r.numel() == 0:
+                continue
+            parts.append(h_sources[var][r])
+        else:
+            parts.append(h_sources[var])
+        picked.append((var, r, parts[-1].shape[0]))
+    if not picked:
+        return phi.inverse(z)
+    z_src = phi(torch.cat(parts)) if len(parts) > 1 else phi(parts[0])
+    offset = 0
+    for var, r, n in picked:
+        zs = z_src[offset : offset + n]
+        offset += n
+        mask = partition.mask(var, z.device)
+        z = torch.where(mask, zs, z) if r is None else z.index_put((r,), torch.where(mask, zs, z[r]))
     return phi.inverse(z)

@@ -60,6 +60,14 @@ class PreparedPairs:
     def __len__(self) -> int:
         return self.h_base.shape[0]
 
+    def intervened(self) -> dict[str, torch.Tensor]:
+        """Per variable, the rows that intervene on it (elsewhere its source is the base itself)."""
+        if getattr(self, "_intervened", None) is None:
+            sets = {v: torch.tensor([v in s for s in self.intervention_sets], device=self.set_index.device)
+                    for v in self.h_sources}
+            self._intervened = {v: m[self.set_index] for v, m in sets.items()}
+        return self._intervened
+
 
 @torch.no_grad()
 def hidden_states(target: Target, inputs: Any, site: Site, batch_size: int = 8192) -> torch.Tensor:
@@ -78,8 +86,12 @@ def prepare(
     dtype: torch.dtype | None = None,
     batch_size: int = 8192,
 ) -> PreparedPairs:
-    """Encode a dataset and cache the hidden states of bases and sources at ``site``."""
-    base_inputs = inputs_to(task.encode(data.base), device, dtype)
+    """Encode a dataset and cache the hidden states of bases and sources at ``site``.
+
+    The base inputs also carry whatever the target caches to resume from ``site``
+    (:meth:`Target.resume_inputs`, e.g. an LM's residual stream after the site's block).
+    """
+    base_inputs = target.resume_inputs(inputs_to(task.encode(data.base), device, dtype), site)
     h_base = hidden_states(target, base_inputs, site, batch_size)
     h_sources = {}
     for var, src in data.sources.items():
@@ -91,7 +103,8 @@ def prepare(
 def patched_logits(
     target: Target, site: Site, phi: AlignmentMap, partition: Partition, pairs: PreparedPairs, idx: torch.Tensor | slice
 ) -> torch.Tensor:
-    h = interchange(phi, pairs.h_base[idx], {v: hs[idx] for v, hs in pairs.h_sources.items()}, partition)
+    rows = {v: m[idx] for v, m in pairs.intervened().items()}
+    h = interchange(phi, pairs.h_base[idx], {v: hs[idx] for v, hs in pairs.h_sources.items()}, partition, rows)
     return target.patched_logits(index_inputs(pairs.base_inputs, idx), site, h)
 
 
@@ -121,6 +134,29 @@ def evaluate(
     phi.train(was_training)
     c = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
     return iia_from_correct(c, pairs.set_index, pairs.intervention_sets)
+
+
+def train_step(
+    target: Target,
+    site: Site,
+    phi: AlignmentMap,
+    partition: Partition,
+    task: Task,
+    pairs: PreparedPairs,
+    idx: torch.Tensor | slice,
+    opt: torch.optim.Optimizer,
+) -> torch.Tensor:
+    """One optimiser step on the rows ``idx``; returns the (detached) loss. The fit loop's whole inner step."""
+    loss = task.loss(patched_logits(target, site, phi, partition, pairs, idx), pairs.labels[idx])
+    if not torch.isfinite(loss):
+        raise FitError(
+            f"non-finite loss ({loss.item()}) fitting {type(phi).__name__}; "
+            "lower the learning rate, use float64, or bound the map's scale"
+        )
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
 
 
 @dataclass
@@ -193,22 +229,17 @@ def fit_alignment(
         total, count = 0.0, 0
         for i in range(0, len(train), config.batch_size):
             idx = perm[i : i + config.batch_size]
-            loss = task.loss(patched_logits(target, site, phi, partition, train, idx), train.labels[idx])
-            if not torch.isfinite(loss):
-                raise FitError(
-                    f"non-finite loss ({loss.item()}) at epoch {epoch}, step {steps} fitting {type(phi).__name__}; "
-                    "lower the learning rate, use float64, or bound the map's scale"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            try:
+                loss = train_step(target, site, phi, partition, task, train, idx, opt)
+            except FitError as exc:
+                raise FitError(f"{exc} (epoch {epoch}, step {steps})") from None
             steps += 1
-            total += loss.item() * len(idx)
+            total = total + loss.double() * len(idx)  # a tensor: no per-step conversion to a Python float
             count += len(idx)
             if config.max_steps is not None and steps >= config.max_steps:
                 break
         val_iia = evaluate(target, site, phi, partition, task, val).iia
-        record = {"epoch": epoch, "train_loss": total / max(count, 1), "val_iia": val_iia, "steps": steps}
+        record = {"epoch": epoch, "train_loss": float(total) / max(count, 1), "val_iia": val_iia, "steps": steps}
         history.append(record)
         if progress is not None:
             progress(record)

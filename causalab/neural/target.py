@@ -54,6 +54,14 @@ class Target(nn.Module):
     def logits(self, inputs: Any) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def resume_inputs(self, inputs: Any, site: Site) -> Any:
+        """``inputs`` plus what ``patched_logits`` needs to resume from ``site`` without recomputing below it.
+
+        Called once per dataset by :func:`causalab.train.prepare` on the base inputs;
+        whatever it adds must be row-indexable (tensors with rows first). The default adds nothing.
+        """
+        return inputs
+
     def freeze(self) -> "Target":
         for p in self.parameters():
             p.requires_grad_(False)
