@@ -75,3 +75,7 @@ class FitError(CausalabError, RuntimeError):
 
 class ConfigError(CausalabError, ValueError):
     """An experiment configuration names something invalid."""
+
+
+class ScoreError(CausalabError, ValueError):
+    """A generalisation-aware score was asked for something it cannot measure (see ``causalab.scores``)."""
