@@ -1,7 +1,8 @@
 """Orthogonal rotation (distributed alignment search, DAS), full or low-rank.
 
 Full: ``z = h @ Q`` with ``Q`` a learnt ``width x width`` orthogonal matrix (torch's
-orthogonal parametrization), ``h = z @ Q.T``.
+orthogonal parametrization through the Cayley map, which stays orthogonal to float32
+precision where the matrix exponential drifts by ~1e-5), ``h = z @ Q.T``.
 
 Low-rank (``rank=k``): only ``k`` orthonormal columns ``R`` are learnt (``width * k``
 parameters). The remaining coordinates are an orthonormal basis of the complement,
@@ -30,7 +31,7 @@ class RotationMap(AlignmentMap):
             raise AlignmentError(f"rotation: rank must be an integer in [0, {width}] (0 = full), got {rank!r}")
         self.rank = rank if 0 < rank < width else 0
         k = self.rank or width
-        self.layer = orthogonal(nn.Linear(width, k, bias=False), use_trivialization=False)  # weight: (k, width), orthonormal rows
+        self.layer = orthogonal(nn.Linear(width, k, bias=False), orthogonal_map="cayley", use_trivialization=False)  # weight: (k, width), orthonormal rows
         if self.rank:
             g = torch.Generator().manual_seed(width * 7919 + k)
             self.register_buffer("_complement_seed", torch.randn(width, width - k, generator=g))
@@ -44,9 +45,14 @@ class RotationMap(AlignmentMap):
         r = self.layer.weight.T  # (width, k)
         if not self.rank:
             return r
-        seed = self._complement_seed.to(r.dtype)
-        rest = seed - r @ (r.T @ seed)  # project out span(R)
+        # project span(R) out twice, in float64: R is orthonormal only to float32 precision,
+        # and one pass leaves an overlap that the QR step amplifies
+        r64 = r.double()
+        rest = self._complement_seed.double()
+        for _ in range(2):
+            rest = rest - r64 @ (r64.T @ rest)
         c, _ = torch.linalg.qr(rest, mode="reduced")
+        c = c.to(r.dtype)
         return torch.cat([r, c], dim=1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

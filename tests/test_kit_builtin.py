@@ -24,9 +24,6 @@ SETTINGS = kit_settings(max_examples=10)
 # Failures the kit finds in families owned elsewhere, reported to their owners. Not strict:
 # once a family is fixed its test simply passes (XPASS), and the entry should be removed.
 KNOWN_ISSUES = {
-    ("rotation", "round_trip"): "float32 torch.matrix_exp is ~5e-5 off orthogonal for some skew matrices (norm ~0.5); tolerance is 1e-5",
-    ("rotation", "leading_dims"): "same float32 matrix_exp error as round_trip",
-    ("rotation", "same_source"): "same float32 matrix_exp error as round_trip",
     **{
         ("spline_flow", inv): "spline inverse is inaccurate when a conditioner input is far outside tail_bound (outlier hidden states)"
         for inv in ("round_trip", "leading_dims", "same_source", "full_swap", "rows_independent", "disjoint_commute",
