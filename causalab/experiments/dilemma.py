@@ -1,0 +1,269 @@
+"""The non-linear representation dilemma (Sutter et al. 2025), reproduced from sweep files.
+
+Each experiment of the paper is one sweep file in ``benchmarks/dilemma/`` with a
+``quick`` and a ``full`` profile, run by :func:`~causalab.experiments.sweep.run_sweep`
+into its own append-only results file (so a rerun resumes), then reported:
+
+- ``mlp_maps``: IIA against the alignment map's parameter count, trained vs random MLPs;
+- ``progression``: IIA across the MLP's training (checkpoint 0 is the initialisation);
+- ``hidden_size``: one RevNet block, hidden size 1..16 (full profile only);
+- ``ioi_progression``, ``ioi_sizes``: IOI on a small LM across its training and on
+  random Pythia-like sizes (full profile only; skipped with a reason when the IOI
+  task or LM targets are unavailable).
+
+:func:`run_dilemma` returns a :class:`DilemmaSummary` with the markdown table, the
+paths of the results files, figures and tables, and the wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from causalab.errors import CausalabError, ConfigError
+from causalab.experiments.config import ExperimentConfig, read_toml
+from causalab.experiments.figures import complexity_figure, progression_figure
+from causalab.experiments.grid import load_sweep
+from causalab.experiments.report import flatten, layer_table, summarize, summary_table, write_csv
+from causalab.experiments.store import ResultStore
+from causalab.experiments.sweep import SweepEvent, run_sweep
+from causalab.experiments.validate import validate_all
+
+PROFILES = ("quick", "full")  # a hidden "smoke" profile exists for the tests
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One sweep file and how to report it."""
+
+    name: str  # the file's stem in the configs folder
+    by: tuple[str, ...]  # table grouping
+    progression: str | None = None  # the training-progress field, for a progression figure
+    complexity: bool = False  # an IIA-against-parameters figure
+    optional: bool = False  # skipped with a reason (not an error) when its configs cannot be built here
+
+
+EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment("mlp_maps", ("algorithm", "layer", "target", "alignment"), complexity=True),
+    Experiment("progression", ("algorithm", "layer", "alignment", "target_options.checkpoint"),
+               progression="target_options.checkpoint"),
+    Experiment("hidden_size", ("algorithm", "layer", "target", "alignment"), complexity=True),
+    Experiment("ioi_progression", ("layer", "alignment", "target_options.step"), progression="target_options.step",
+               optional=True),
+    Experiment("ioi_sizes", ("layer", "target_options.size", "alignment"), optional=True),
+)
+
+
+@dataclass
+class DilemmaSummary:
+    """What a dilemma run produced: the table text, where everything was written, how long it took."""
+
+    profile: str
+    out_dir: Path
+    table: str = ""  # markdown, one section per experiment that has records
+    results: dict[str, Path] = field(default_factory=dict)  # experiment -> results file (JSONL)
+    figures: dict[str, Path] = field(default_factory=dict)  # name -> PNG
+    files: dict[str, Path] = field(default_factory=dict)  # tables and the numbers beside the figures
+    runs: int = 0  # runs executed this time
+    recorded: int = 0  # runs already in the results files (resumed)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (config hash, error)
+    skipped: dict[str, str] = field(default_factory=dict)  # experiment -> reason
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile, "out_dir": str(self.out_dir), "table": self.table,
+            "results": {k: str(v) for k, v in self.results.items()},
+            "figures": {k: str(v) for k, v in self.figures.items()},
+            "files": {k: str(v) for k, v in self.files.items()},
+            "runs": self.runs, "recorded": self.recorded, "failed": self.failed, "skipped": self.skipped,
+            "seconds": self.seconds,
+        }
+
+
+def configs_dir() -> Path:
+    """``benchmarks/dilemma`` of the source tree this package runs from."""
+    return Path(__file__).resolve().parents[2] / "benchmarks" / "dilemma"
+
+
+def load_profile(
+    profile: str, folder: str | os.PathLike | None = None, experiments: Sequence[str] | None = None
+) -> tuple[dict[str, list[ExperimentConfig]], dict[str, str]]:
+    """The profile's configs per experiment, every one validated before any work; and the skipped experiments.
+
+    A file without the profile is skipped; so is an optional experiment (IOI) whose
+    configs cannot be built here. Any other invalid config raises, naming the field.
+    """
+    if profile not in (*PROFILES, "smoke"):
+        raise ConfigError(f"unknown dilemma profile {profile!r}; valid: {', '.join(PROFILES)}")
+    folder = Path(folder) if folder is not None else configs_dir()
+    if not folder.is_dir():
+        raise ConfigError(f"the dilemma sweep files are not at {folder}; pass configs_dir (benchmarks/dilemma)")
+    known = {e.name: e for e in EXPERIMENTS}
+    names = list(experiments) if experiments is not None else list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"unknown dilemma experiment(s) {unknown}; valid: {', '.join(known)}")
+    configs: dict[str, list[ExperimentConfig]] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        path = folder / f"{name}.toml"
+        if profile not in read_toml(path).get("profiles", {}):
+            skipped[name] = f"{path.name} has no {profile!r} profile"
+            continue
+        try:
+            cfgs = load_sweep(path, profile).configs()
+            validate_all(cfgs)
+        except (CausalabError, ImportError) as exc:
+            if not known[name].optional:
+                raise
+            skipped[name] = f"cannot be built here ({type(exc).__name__}: {exc})"
+            continue
+        configs[name] = cfgs
+    return configs, skipped
+
+
+def run_dilemma(
+    profile: str = "quick",
+    out_dir: str | os.PathLike = "results/dilemma",
+    workers: int | None = None,
+    executor: str = "local",
+    progress: Callable[[str, SweepEvent], None] | None = None,
+    *,
+    address: str | None = None,
+    configs_dir: str | os.PathLike | None = None,
+    experiments: Sequence[str] | None = None,
+) -> DilemmaSummary:
+    """Run the profile's experiments (resuming what ``out_dir`` already holds) and write figures and tables.
+
+    ``out_dir/<experiment>/results.jsonl`` holds each experiment's records; figures
+    (PNG, with CSV/JSON of their numbers) and tables (markdown, CSV) go beside it, and
+    the headline figure and the combined table in ``out_dir`` itself. ``progress``
+    receives the experiment's name and each :class:`SweepEvent`.
+    """
+    start = time.perf_counter()
+    out = Path(out_dir)
+    plan, skipped = load_profile(profile, configs_dir, experiments)
+    summary = DilemmaSummary(profile, out, skipped=skipped)
+    records: dict[str, list[dict[str, Any]]] = {}
+    for name, cfgs in plan.items():
+        folder = out / name
+        store = ResultStore(folder / "results.jsonl")
+        summary.results[name] = store.path
+        done = run_sweep(cfgs, store, executor=executor, workers=workers, address=address,
+                         progress=(lambda ev, n=name: progress(n, ev)) if progress is not None else None)
+        summary.runs += len(done.records) + len(done.failed)
+        summary.recorded += done.skipped
+        summary.failed += [(cfg.hash(), error) for cfg, error in done.failed]
+        wanted = {c.hash() for c in cfgs}
+        records[name] = [r for r in store.records() if r["hash"] in wanted]  # this profile's runs only
+    sections = []
+    for exp in EXPERIMENTS:
+        recs = records.get(exp.name)
+        if recs:
+            sections.append(_report(exp, recs, out / exp.name, summary))
+    summary.figures.update(headline_figure(records.get("mlp_maps", []), records.get("progression", []), out / "dilemma"))
+    summary.files.update({k: v for k, v in headline_numbers(out / "dilemma").items() if v.exists()})
+    summary.table = "\n".join(sections)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tables.md").write_text(summary.table)
+    summary.files["tables"] = out / "tables.md"
+    summary.seconds = time.perf_counter() - start
+    (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1))
+    return summary
+
+
+def _report(exp: Experiment, records: list[dict[str, Any]], folder: Path, summary: DilemmaSummary) -> str:
+    """Tables (all runs; per layer) and figures (one per algorithm and layer) of one experiment."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [flatten(r) for r in records]
+    by = [b for b in exp.by if any(b in r for r in rows)]
+    text = summary_table(records, by=by)
+    (folder / "summary.md").write_text(text)
+    summary.files[f"{exp.name}/summary"] = folder / "summary.md"
+    summary.files[f"{exp.name}/summary_csv"] = write_csv(folder / "summary.csv", [s.to_dict() for s in summarize(records, by)])
+    if len({r.get("layer") for r in rows}) > 1:
+        (folder / "layers.md").write_text(layer_table(records))
+        summary.files[f"{exp.name}/layers"] = folder / "layers.md"
+    for layer in sorted({r.get("layer") for r in rows}):
+        subset = [rec for rec, row in zip(records, rows) if row.get("layer") == layer]
+        made: dict[str, Path] = {}
+        if exp.complexity:
+            made.update(complexity_figure(subset, folder / f"iia_vs_params_layer{layer}"))
+        if exp.progression is not None:
+            made.update(progression_figure(subset, folder / f"iia_vs_training_layer{layer}", field=exp.progression))
+        for key, path in made.items():
+            (summary.figures if path.suffix == ".png" else summary.files)[f"{exp.name}/{key}"] = path
+    return f"### {exp.name}\n\n{text}"
+
+
+def headline_numbers(stem: Path) -> dict[str, Path]:
+    return {"dilemma_csv": stem.with_suffix(".csv"), "dilemma_json": stem.with_suffix(".json")}
+
+
+def headline_figure(maps: Sequence[dict[str, Any]], progression: Sequence[dict[str, Any]], stem: Path) -> dict[str, Path]:
+    """One picture of the dilemma at the first algorithm and layer: (a) IIA against map parameters,
+    trained vs random network; (b) IIA across training, one line per map. Numbers beside it."""
+    panels = [(title, recs) for title, recs in (("maps", maps), ("progression", progression)) if recs]
+    if not panels:
+        return {}
+    from causalab.experiments.figures import _pyplot
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+    points: list[dict[str, Any]] = []
+    for ax, (kind, recs) in zip(axes[0], panels):
+        first = flatten(recs[0])
+        alg, layer = first["algorithm"], first["layer"]
+        recs = [r for r in recs if flatten(r)["algorithm"] == alg and flatten(r)["layer"] == layer]
+        if kind == "maps":
+            rows = [s.to_dict() for s in summarize(recs, by=["target", "alignment"], metrics=["iia", "num_parameters"])]
+            for target in dict.fromkeys(r["target"] for r in rows):
+                pts = sorted((r for r in rows if r["target"] == target), key=lambda r: r["num_parameters_mean"])
+                ax.errorbar([r["num_parameters_mean"] for r in pts], [r["iia_mean"] for r in pts],
+                            yerr=[r["iia_std"] for r in pts], marker="o", capsize=3, label=f"{target} MLP")
+                for r in pts:
+                    ax.annotate(_short(r["alignment"]), (r["num_parameters_mean"], r["iia_mean"]), fontsize=7,
+                                textcoords="offset points", xytext=(4, -10))
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(plt.NullFormatter())
+            ax.set_xlabel("alignment-map parameters")
+            ax.set_title(f"(a) {alg}, layer {layer}: trained vs random network", fontsize=9)
+            ax.legend(fontsize=8)
+        else:
+            key = "target_options.checkpoint"
+            rows = [s.to_dict() for s in summarize(recs, by=["alignment", key], metrics=["iia"])]
+            for al in dict.fromkeys(r["alignment"] for r in rows):
+                pts = sorted((r for r in rows if r["alignment"] == al), key=lambda r: r[key])
+                ax.errorbar([r[key] for r in pts], [r["iia_mean"] for r in pts], yerr=[r["iia_std"] for r in pts],
+                            marker="o", capsize=3, label=_short(al))
+            ax.set_xscale("symlog", linthresh=100_000)
+            ax.set_xlabel("MLP training samples seen (0 = random initialisation)")
+            ax.set_title(f"(b) {alg}, layer {layer}: across training", fontsize=9)
+            ax.legend(fontsize=8, title="alignment map", title_fontsize=8)
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("test IIA")
+        ax.grid(alpha=0.3)
+        points += [{"panel": kind, "algorithm": alg, "layer": layer, **r} for r in rows]
+    fig.tight_layout()
+    png = stem.with_suffix(".png")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    numbers = headline_numbers(stem)
+    write_csv(numbers["dilemma_csv"], points)
+    numbers["dilemma_json"].write_text(json.dumps({"points": points}, indent=1, default=str))
+    return {"dilemma": png}
+
+
+def _short(alignment: str) -> str:
+    """``revnet:blocks=10,hidden=16`` -> ``revnet(10,16)``, for labels."""
+    if alignment.startswith("revnet:"):
+        knobs = dict(kv.split("=") for kv in alignment.split(":", 1)[1].split(","))
+        return f"revnet({knobs.get('blocks', '?')},{knobs.get('hidden', '?')})"
+    return alignment

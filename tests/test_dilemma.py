@@ -1,0 +1,70 @@
+"""The dilemma benchmark: its sweep files are valid before any work, and a miniature run reports."""
+
+import json
+
+import pytest
+
+import algorithms  # noqa: F401  (registers the tasks)
+import alignments  # noqa: F401  (registers the maps)
+from causalab.errors import ConfigError
+from causalab.experiments.config import ConfigFieldError
+from causalab.experiments.dilemma import EXPERIMENTS, PROFILES, configs_dir, load_profile, run_dilemma
+from causalab.experiments.store import load_records
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiles_parse_and_validate(profile):
+    configs, skipped = load_profile(profile)  # validates every config: names, knobs, layers, partitions
+    for name in ("mlp_maps", "progression"):
+        assert configs[name], f"{name} has no {profile} runs"
+    for name, reason in skipped.items():
+        assert name in {e.name for e in EXPERIMENTS if e.optional} or "no " in reason
+    if profile == "quick":
+        targets = {c.target for c in configs["mlp_maps"]}
+        maps = {c.alignment.split(":")[0] for c in configs["mlp_maps"]}
+        assert targets == {"trained", "random"} and {"rotation", "revnet"} <= maps
+        assert 0 in {c.target_options["checkpoint"] for c in configs["progression"]}
+    else:
+        assert {c.layer for c in configs["mlp_maps"]} == {1, 2, 3}
+        assert len({c.seed for c in configs["mlp_maps"]}) == 3
+        assert {c.algorithm for c in configs["mlp_maps"]} == {
+            "both_equality_relations", "left_equality_relation", "identity_of_first_argument", "and_or_and", "and_or"}
+        assert {c.alignment for c in configs["hidden_size"]} == {f"revnet:blocks=1,hidden={h}" for h in range(1, 17)}
+
+
+def test_every_sweep_file_is_an_experiment():
+    files = {p.stem for p in configs_dir().glob("*.toml")}
+    assert files == {e.name for e in EXPERIMENTS}
+
+
+def test_invalid_config_fails_before_work(tmp_path):
+    for exp in EXPERIMENTS:
+        (tmp_path / f"{exp.name}.toml").write_text((configs_dir() / f"{exp.name}.toml").read_text())
+    text = (tmp_path / "mlp_maps.toml").read_text().replace('"revnet:blocks=1,hidden=16"', '"revnet:blocks=1,width=16"', 1)
+    (tmp_path / "mlp_maps.toml").write_text(text)
+    with pytest.raises(ConfigFieldError) as info:
+        load_profile("full", tmp_path)
+    assert info.value.field == "alignment"
+    with pytest.raises(ConfigError, match="unknown dilemma profile"):
+        load_profile("medium")
+
+
+def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
+    out = tmp_path / "dilemma"
+    events = []
+    summary = run_dilemma("smoke", out, workers=1, progress=lambda name, ev: events.append((name, ev.kind)))
+    assert not summary.failed
+    assert summary.runs == 8 and summary.recorded == 0
+    assert ("mlp_maps", "done") in events
+    for name in ("mlp_maps", "progression", "hidden_size"):
+        records = load_records(summary.results[name])
+        assert records and all(0.0 <= r["iia"] <= 1.0 for r in records)
+    assert summary.figures["dilemma"].exists() and summary.figures["dilemma"].stat().st_size > 1000
+    assert summary.figures["progression/iia_vs_training_layer1"].exists()
+    points = json.loads((out / "dilemma.json").read_text())["points"]
+    assert {p["panel"] for p in points} == {"maps", "progression"}
+    assert "| target" in summary.table and "### progression" in summary.table
+    assert (out / "tables.md").read_text() == summary.table
+    assert summary.seconds > 0
+    again = run_dilemma("smoke", out, workers=1)  # resumes: nothing left to run
+    assert again.runs == 0 and again.recorded == 8
