@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import torch
+from torch.nn.utils import parametrize
 
 from causalab.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
@@ -124,7 +125,8 @@ def evaluate(
     correct = []
     for i in range(0, len(pairs), batch_size):
         idx = slice(i, i + batch_size)
-        logits = patched_logits(target, site, phi, partition, pairs, idx)
+        with parametrize.cached():
+            logits = patched_logits(target, site, phi, partition, pairs, idx)
         if not torch.isfinite(logits).all():
             raise FitError(
                 f"the intervened network produced non-finite logits under {type(phi).__name__}; "
@@ -146,8 +148,12 @@ def train_step(
     idx: torch.Tensor | slice,
     opt: torch.optim.Optimizer,
 ) -> torch.Tensor:
-    """One optimiser step on the rows ``idx``; returns the (detached) loss. The fit loop's whole inner step."""
-    loss = task.loss(patched_logits(target, site, phi, partition, pairs, idx), pairs.labels[idx])
+    """One optimiser step on the rows ``idx``; returns the (detached) loss. The fit loop's whole inner step.
+
+    Parametrized weights (a rotation's orthogonal matrix) are computed once per step, not once per call of phi.
+    """
+    with parametrize.cached():
+        loss = task.loss(patched_logits(target, site, phi, partition, pairs, idx), pairs.labels[idx])
     if not torch.isfinite(loss):
         raise FitError(
             f"non-finite loss ({loss.item()}) fitting {type(phi).__name__}; "
