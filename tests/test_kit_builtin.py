@@ -24,11 +24,6 @@ SETTINGS = kit_settings(max_examples=10)
 # Failures the kit finds in families owned elsewhere, reported to their owners. Not strict:
 # once a family is fixed its test simply passes (XPASS), and the entry should be removed.
 KNOWN_ISSUES = {
-    **{
-        ("spline_flow", inv): "spline inverse is inaccurate when a conditioner input is far outside tail_bound (outlier hidden states)"
-        for inv in ("round_trip", "leading_dims", "same_source", "full_swap", "rows_independent", "disjoint_commute",
-                    "idempotent", "outside_blocks")
-    },
 }
 
 

@@ -19,7 +19,8 @@ from causalab.registry import make_alignment
 
 torch.set_num_threads(1)
 
-SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomised: the suite must pass or fail the same way on every run (CI included)
+SETTINGS = settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 FAMILIES = ("revnet", "affine_flow", "glow", "spline_flow")
 
 
