@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--by", action="append", help="group by these fields, comma-separated (default: varying config fields except seeds)")
     rp.add_argument("--format", choices=["markdown", "plain"], default="markdown")
     rp.add_argument("--progression", help="config field that orders a training progression (e.g. target_options.samples)")
+
+    dl = sub.add_parser("dilemma", help="the non-linear representation dilemma: trained vs random networks, linear vs non-linear maps")
+    dl.add_argument("--profile", default="quick", help="quick (minutes, the default) or full (the paper's sizes; for a cluster)")
+    dl.add_argument("--out", type=Path, default=Path("results/dilemma"), help="folder for results, tables and figures (default: results/dilemma)")
+    dl.add_argument("--experiment", action="append", help="only these experiments (mlp_maps, progression, hidden_size, ioi_progression, ioi_sizes)")
+    dl.add_argument("--executor", choices=["local", "ray"], default="local")
+    dl.add_argument("--workers", type=int, help="local processes (default: one per core)")
+    dl.add_argument("--address", help="ray: address of a running cluster")
 
     ls = sub.add_parser("list", help="list registered algorithms or alignment families")
     ls.add_argument("what", choices=["algorithms", "alignments"])
@@ -244,6 +252,41 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_dilemma(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from causalab.experiments.dilemma import run_dilemma
+
+    torch.set_num_threads(1)
+    bars: dict[str, Any] = {}
+
+    def progress(experiment: str, event) -> None:
+        if event.kind == "start":
+            bars[experiment] = tqdm(total=event.total, initial=0, desc=experiment, unit="run", file=sys.stderr, disable=None)
+            return
+        bar = bars.get(experiment)
+        if bar is not None:
+            bar.update(1)
+            if event.kind == "failed":
+                bar.write(f"run {event.config.hash()} failed: {event.error}", file=sys.stderr)
+
+    try:
+        summary = run_dilemma(args.profile, args.out, workers=args.workers, executor=args.executor, progress=progress,
+                              address=args.address, experiments=_split(args.experiment) if args.experiment else None)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    print(summary.table)
+    for name, reason in summary.skipped.items():
+        print(f"skipped {name}: {reason}")
+    print(f"\n{summary.runs} runs in {summary.seconds:.0f}s ({summary.recorded} already recorded); results:")
+    for name, path in summary.results.items():
+        print(f"  {name}: {path}")
+    for name, path in summary.figures.items():
+        print(f"  figure {name}: {path}")
+    return 1 if summary.failed else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from causalab.experiments.report import write_report
 
@@ -269,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_sweep(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "dilemma":
+            return cmd_dilemma(args)
         return cmd_run(args)
     except CausalabError as exc:
         print(f"causalab: error: {exc}", file=sys.stderr)

@@ -30,3 +30,17 @@ def test_unknown_names_are_reported_without_a_traceback(capsys):
 def test_spec_splitting_keeps_knob_lists_together():
     assert split_top_level("identity,rotation:rank=4") == ["identity", "rotation:rank=4"]
     assert split_top_level("revnet:blocks=2,hidden=8;rotation") == ["revnet:blocks=2,hidden=8", "rotation"]
+
+
+def test_dilemma_command_runs_a_profile_and_says_where_it_wrote(tmp_path, capsys):
+    code = main(["dilemma", "--profile", "smoke", "--out", str(tmp_path), "--experiment", "mlp_maps"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "mlp_maps" in out and str(tmp_path) in out
+    assert (tmp_path / "mlp_maps" / "results.jsonl").exists()
+    assert any(tmp_path.rglob("*.png"))
+
+
+def test_dilemma_rejects_an_unknown_profile(capsys):
+    assert main(["dilemma", "--profile", "huge"]) == 2
+    assert "unknown dilemma profile 'huge'" in capsys.readouterr().err
