@@ -1,5 +1,5 @@
 # Two entry points, each working from a fresh clone:
-#   make run   - set up the environment and run the main job
+#   make run   - set up the environment and run the main job (causalab dilemma, quick profile)
 #   make test  - set up the environment and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/causalab run
+	$(BIN)/causalab dilemma
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

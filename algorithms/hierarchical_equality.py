@@ -111,11 +111,13 @@ def both_equality_relations_task() -> Task:
 
 @register_algorithm("left_equality_relation")
 def left_equality_relation_task() -> Task:
+    """Only V1 = (x1 == x2) is a variable; the right relation stays inside the output's mechanism."""
     return _task("left_equality_relation", left_equality_relation(), [("V1",)])
 
 
 @register_algorithm("identity_of_first_argument")
 def identity_of_first_argument_task() -> Task:
+    """The variable is the input x1 itself; sources reuse the base's x2 as x1 half the time."""
     return _task(
         "identity_of_first_argument",
         identity_of_first_argument(),

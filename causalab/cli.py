@@ -21,8 +21,16 @@ from causalab.experiments.validate import validate_all
 from causalab.registry import ALGORITHMS, ALIGNMENTS, import_plugin, knobs_of
 
 DEFAULT_ALGORITHMS = "both_equality_relations,left_equality_relation,identity_of_first_argument"
-GRID_OPTIONS = ("algorithm", "alignment", "target", "layer", "seed")
+GRID_OPTIONS = ("algorithm", "alignment", "target", "layer", "seed", "target_option")
+
+
+def _position(text: str) -> str | int:
+    """A token position: a name (last, s2, io) or an index."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 SCALAR_OPTIONS = (  # flag, type, default of `causalab run`
+    ("--position", _position, None),
     ("--intervention-size", int, 8),
     ("--n-train", int, 20_000),
     ("--n-val", int, 2_000),
@@ -77,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "options below given explicitly override the file's values")
     run.add_argument("--profile", help="with --config: a named profile of the sweep file")
     for flag, typ, default in SCALAR_OPTIONS:
-        run.add_argument(flag, type=typ, default=None, help=f"(default: {default})")
+        run.add_argument(flag, type=typ, default=None,
+                         help="token position for language models: last, s2, io or an index" if flag == "--position" else f"(default: {default})")
+    run.add_argument("--target-option", action="append", help="key=value passed to the target builder, e.g. size=14m, arch=gpt2, step=400")
     run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="(default: float32)")
     run.add_argument("--device", default=None, help="cpu (default) or cuda")
     run.add_argument("--threads", type=int, default=1, help="torch threads in this process (default: 1)")
@@ -141,6 +151,18 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
+def _target_options(items: Sequence[str]) -> dict:
+    """``["size=14m", "step=400"]`` -> ``{"size": "14m", "step": 400}``."""
+    out: dict = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise CausalabError(f"--target-option takes key=value, got {item!r}")
+        value = value.strip()
+        out[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+    return out
+
+
 def _grid_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
     algorithms = _split(args.algorithm or [DEFAULT_ALGORITHMS])
     alignments = _split(args.alignment or ["identity", "rotation"])
@@ -148,6 +170,8 @@ def _grid_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
     layers = _ints(args.layer or ["1"], "layer")
     seeds = _ints(args.seed or ["0"], "seed")
     scalars = {flag[2:].replace("-", "_"): default for flag, _, default in SCALAR_OPTIONS} | _overrides(args)
+    if args.target_option:
+        scalars["target_options"] = _target_options(args.target_option)
     return [
         ExperimentConfig(algorithm=alg, alignment=al, target=tg, target_seed=sd, layer=ly, seed=sd, **scalars)
         for alg, tg, ly, al, sd in itertools.product(algorithms, targets, layers, alignments, seeds)

@@ -1,4 +1,4 @@
-"""The example in docs/property-testing.md runs as written, and its tests pass."""
+"""The README's property-testing example runs as written, and its tests pass."""
 
 import re
 from pathlib import Path
@@ -7,14 +7,18 @@ import torch
 
 torch.set_num_threads(1)
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "property-testing.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
+SECTION = "## Property-test your own algorithm"
 
 
 def test_documented_example_runs_and_passes() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
-    assert len(blocks) == 1, "the page should hold exactly one complete example"
+    text = README.read_text()
+    assert SECTION in text, "the README lost its property-testing section"
+    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 1, "the section should hold exactly one complete example"
     namespace: dict = {"__name__": "property_testing_example"}
-    exec(compile(blocks[0], str(DOC), "exec"), namespace)
+    exec(compile(blocks[0], str(README), "exec"), namespace)
     tests = [fn for name, fn in namespace.items() if name.startswith("test_") and callable(fn)]
     assert len(tests) == 3
     for test in tests:
