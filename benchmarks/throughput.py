@@ -85,39 +85,10 @@ def map_intervention(phi, mask):
 
 
 def resuming_lm(**kwargs):
-    """A random ``LMTarget`` whose ``patched_logits`` resumes from the cached residual stream.
+    """A random ``LMTarget``: its ``patched_logits`` resumes from the stream ``resume_inputs`` cached."""
+    from causalab.neural.lm import random_lm
 
-    This is the wiring proposed for ``causalab/neural/lm.py`` (kept here until that file's
-    author adopts it): ``resume_inputs`` caches the stream after the site's block once per
-    dataset (``prepare`` calls it), ``patched_logits`` runs only the blocks above the site.
-    """
-    from collections.abc import Mapping
-
-    from causalab.neural.lm import LMTarget, random_lm
-    from causalab.neural.resume import residual_stream, resume_logits, supports_resume
-
-    class ResumingLMTarget(LMTarget):
-        def resume_inputs(self, inputs, site, batch_size: int = 256):
-            site = self.check_site(site)
-            if self.engine != "hook" or not supports_resume(self.model):
-                return inputs
-            ids = self.input_ids(inputs)
-            out = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
-            out[f"stream_{site.layer}"] = torch.cat(
-                [residual_stream(self.model, ids[i : i + batch_size], site.layer) for i in range(0, len(ids), batch_size)])
-            return out
-
-        def patched_logits(self, inputs, site, h, engine=None):
-            stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
-            if (engine or self.engine) != "hook" or stream is None:
-                return super().patched_logits(inputs, site, h, engine)
-            site = self.check_site(site)
-            return resume_logits(self.model, site.layer, stream, self.token_positions(inputs, site.position), h,
-                                 read_positions=self.token_positions(inputs, "last"))
-
-    target = random_lm(**kwargs)
-    target.__class__ = ResumingLMTarget
-    return target
+    return random_lm(**kwargs)
 
 
 # --- case setups: each returns {path: step(i)} -------------------------------------------------

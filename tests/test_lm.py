@@ -183,3 +183,26 @@ def test_tiny_lm_learns_ioi_quickly(tmp_path):
     assert ioi.ioi_accuracy(final, n=500) >= 0.9 > ioi.ioi_accuracy(step0, n=500) + 0.2
     with pytest.raises(ConfigError, match="available"):
         ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, step=7, cache=tmp_path)
+
+
+@pytest.mark.parametrize("arch", ["gpt_neox", "gpt2"])
+def test_resume_from_the_cached_stream_matches_the_full_forward(arch):
+    """prepare() caches the residual stream; patched logits and IIA equal the hooked full forward."""
+    from causalab.train import evaluate, prepare
+
+    task = ioi.ioi_pattern_task()
+    lm = random_lm(len(data.VOCAB), arch=arch, size="tiny", seed=0, tokenizer=ioi.tokenizer())
+    site = Site(1, "last")
+    pairs = prepare(lm, site, task, task.counterfactuals(96, torch.Generator().manual_seed(0)))
+    assert f"stream_{site.layer}" in pairs.base_inputs
+    plain = {k: v for k, v in pairs.base_inputs.items() if not k.startswith("stream_")}
+    torch.manual_seed(0)
+    phi = RotationMap(lm.width(site))
+    part = Partition({"pattern": range(8)}, lm.width(site))
+    h = interchange(phi, pairs.h_base, pairs.h_sources, part)
+    with torch.no_grad():
+        fast, slow = lm.patched_logits(pairs.base_inputs, site, h), lm.patched_logits(plain, site, h)
+    assert torch.allclose(fast, slow, atol=1e-5)
+    resumed = evaluate(lm, site, phi, part, task, pairs)
+    pairs.base_inputs = plain
+    assert evaluate(lm, site, phi, part, task, pairs).overall.correct == resumed.overall.correct

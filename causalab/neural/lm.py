@@ -178,10 +178,38 @@ class LMTarget(Target):
         out = self.model.base_model(input_ids=self.input_ids(inputs), use_cache=False)
         return self._last_logits(inputs, out.last_hidden_state)
 
+    def resume_inputs(self, inputs: Any, site: Site, batch_size: int = 256) -> Any:
+        """Cache the residual stream after the site's block once per dataset, so that fitting resumes from it.
+
+        Only for the hook engine on architectures :mod:`causalab.neural.resume` covers
+        (GPT-NeoX, GPT-2); other models keep the full forward with a hook.
+        """
+        from causalab.neural.resume import residual_stream, supports_resume
+
+        site = self.check_site(site)
+        if self.engine != "hook" or not supports_resume(self.model):
+            return inputs
+        ids = self.input_ids(inputs)
+        out = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
+        with torch.no_grad():
+            out[f"stream_{site.layer}"] = torch.cat(
+                [residual_stream(self.model, ids[i : i + batch_size], site.layer) for i in range(0, len(ids), batch_size)]
+            )
+        return out
+
     def patched_logits(self, inputs: Any, site: Site, h: torch.Tensor, engine: str | None = None) -> torch.Tensor:
-        """Last-position logits with the block output at ``site`` replaced by ``h`` ``(B, d)``."""
+        """Last-position logits with the block output at ``site`` replaced by ``h`` ``(B, d)``.
+
+        With a cached stream (:meth:`resume_inputs`) only the blocks above the site run.
+        """
         site = self.check_site(site)
         engine = engine or self.engine
+        stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
+        if engine == "hook" and stream is not None:
+            from causalab.neural.resume import resume_logits
+
+            return resume_logits(self.model, site.layer, stream, self.token_positions(inputs, site.position), h,
+                                 read_positions=self.token_positions(inputs, "last"))
         if engine == "pyvene":
             from causalab.neural.pyvene_engine import pyvene_patched_logits
 
