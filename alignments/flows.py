@@ -136,6 +136,14 @@ class CouplingStack(StandardizableMap):
         return z
 
 
+def check_affine_knobs(family: str, width: int, layers: int, hidden: int, depth: int, scale_bound: float) -> float:
+    """Validate the knobs shared by the affine-coupling families; return the scale bound."""
+    check_coupling_width(family, width)
+    for knob, value in (("layers", layers), ("hidden", hidden), ("depth", depth)):
+        positive_int(family, knob, value)
+    return positive_float(family, "scale_bound", scale_bound)
+
+
 @register_alignment("affine_flow")
 class AffineFlowMap(CouplingStack):
     """RealNVP affine couplings with a tanh-bounded log-scale. Knobs: layers, hidden, depth, scale_bound, standardize."""
@@ -147,11 +155,7 @@ class AffineFlowMap(CouplingStack):
         standardize: bool = False,
     ) -> None:
         super().__init__(width, standardize)
-        check_coupling_width("affine_flow", width)
-        positive_int("affine_flow", "layers", layers)
-        positive_int("affine_flow", "hidden", hidden)
-        positive_int("affine_flow", "depth", depth)
-        bound = positive_float("affine_flow", "scale_bound", scale_bound)
+        bound = check_affine_knobs("affine_flow", width, layers, hidden, depth, scale_bound)
         self.layers = nn.ModuleList(HalfCoupling(width, hidden, depth, bound, flip=k % 2 == 1) for k in range(layers))
 
 
@@ -166,11 +170,7 @@ class GlowMap(CouplingStack):
         standardize: bool = False,
     ) -> None:
         super().__init__(width, standardize)
-        check_coupling_width("glow", width)
-        positive_int("glow", "layers", layers)
-        positive_int("glow", "hidden", hidden)
-        positive_int("glow", "depth", depth)
-        bound = positive_float("glow", "scale_bound", scale_bound)
+        bound = check_affine_knobs("glow", width, layers, hidden, depth, scale_bound)
         stack: list[nn.Module] = []
         for k in range(layers):
             stack += [LULinear(width), HalfCoupling(width, hidden, depth, bound, flip=k % 2 == 1)]

@@ -59,19 +59,28 @@ def complexity_figure(records: Sequence[dict[str, Any]], stem: str | os.PathLike
             for r in pts:
                 ax.annotate(r["alignment"], (r["num_parameters_mean"], r["iia_mean"]), fontsize=7,
                             textcoords="offset points", xytext=(3, 3))
-        ax.set_xscale("symlog", linthresh=1)
-        ax.set_title(alg, fontsize=9)
-        ax.set_xlabel("alignment-map parameters")
-        ax.set_ylim(0, 1.05)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="network", title_fontsize=8)
+        _style(ax, alg, "alignment-map parameters", "network")
+    return _save(plt, fig, axes, stem, rows, {"x": "num_parameters", "y": "iia", "series": "target"})
+
+
+def _style(ax, title: str, xlabel: str, legend_title: str) -> None:
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title=legend_title, title_fontsize=8)
+
+
+def _save(plt, fig, axes, stem: Path, rows: list[dict[str, Any]], meta: dict[str, str]) -> dict[str, Path]:
+    """Label, save the PNG, and write the plotted numbers beside it."""
     axes[0].set_ylabel("test IIA (mean ± std over seeds)")
     fig.tight_layout()
     png = stem.with_suffix(".png")
     fig.savefig(png, dpi=120)
     plt.close(fig)
     files = {stem.name: png}
-    files.update(_write_numbers(stem, rows, {"x": "num_parameters", "y": "iia", "series": "target"}))
+    files.update(_write_numbers(stem, rows, meta))
     return files
 
 
@@ -101,17 +110,5 @@ def progression_figure(records: Sequence[dict[str, Any]], stem: str | os.PathLik
             pts = sorted((r for r in rows if r["algorithm"] == alg and r["alignment"] == al), key=lambda r: r[field])
             ax.errorbar([r[field] for r in pts], [r["iia_mean"] for r in pts], yerr=[r["iia_std"] for r in pts],
                         marker="o", capsize=3, label=al)
-        ax.set_xscale("symlog", linthresh=1)
-        ax.set_title(alg, fontsize=9)
-        ax.set_xlabel(field)
-        ax.set_ylim(0, 1.05)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="alignment", title_fontsize=8)
-    axes[0].set_ylabel("test IIA (mean ± std over seeds)")
-    fig.tight_layout()
-    png = stem.with_suffix(".png")
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    files = {stem.name: png}
-    files.update(_write_numbers(stem, rows, {"x": field, "y": "iia", "series": "alignment"}))
-    return files
+        _style(ax, alg, field, "alignment")
+    return _save(plt, fig, axes, stem, rows, {"x": field, "y": "iia", "series": "alignment"})
