@@ -94,6 +94,28 @@ def resuming_lm(**kwargs):
 # --- case setups: each returns {path: step(i)} -------------------------------------------------
 
 
+def cycling_batches(batch: int, n: int):
+    """Step ``i`` -> the row indices of its batch, cycling through ``n`` rows."""
+
+    def batch_idx(i):
+        start = (i * batch) % n
+        return torch.arange(start, start + batch)
+
+    return batch_idx
+
+
+def map_factory(spec: str, width: int, seed: int):
+    """A fresh map (same init for every path) and its optimiser."""
+    import causalab as cl
+
+    def fresh_map():
+        torch.manual_seed(seed)
+        phi = cl.make_alignment(spec, width)
+        return phi, torch.optim.Adam(phi.parameters(), lr=1e-3)
+
+    return fresh_map
+
+
 def setup_mlp(spec: str, batch: int, paths, seed: int = 0):
     import causalab as cl
     from causalab.train import train_step
@@ -107,14 +129,8 @@ def setup_mlp(spec: str, batch: int, paths, seed: int = 0):
     n = len(data)
     steps = {}
 
-    def batch_idx(i):
-        start = (i * batch) % n
-        return torch.arange(start, start + batch)
-
-    def fresh_map():
-        torch.manual_seed(seed)
-        phi = cl.make_alignment(spec, width)
-        return phi, torch.optim.Adam(phi.parameters(), lr=1e-3)
+    batch_idx = cycling_batches(batch, n)
+    fresh_map = map_factory(spec, width, seed)
 
     if "causalab" in paths:
         pairs = cl.prepare(target, site, task, data)
@@ -198,14 +214,8 @@ def setup_lm(spec: str, batch: int, paths, seed: int = 0, size: str = "31m", lay
     task = SimpleNamespace(loss=F.cross_entropy)
     steps = {}
 
-    def batch_idx(i):
-        start = (i * batch) % n
-        return torch.arange(start, start + batch)
-
-    def fresh_map():
-        torch.manual_seed(seed)
-        phi = cl.make_alignment(spec, width)
-        return phi, torch.optim.Adam(phi.parameters(), lr=1e-3)
+    batch_idx = cycling_batches(batch, n)
+    fresh_map = map_factory(spec, width, seed)
 
     if "causalab" in paths:
         base_inputs = {"input_ids": base_ids}
