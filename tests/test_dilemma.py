@@ -66,5 +66,15 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
     assert "| target" in summary.table and "### progression" in summary.table
     assert (out / "tables.md").read_text() == summary.table
     assert summary.seconds > 0
-    again = run_dilemma("smoke", out, workers=1)  # resumes: nothing left to run
+    # the scores follow the IIA tables; the IOI experiments did not run, and the report says so
+    assert "### scores" in summary.table and "selectivity vs control networks" in summary.table
+    assert "- ioi_progression: no scores (" in summary.table
+    assert summary.figures["scores/scores_figure"].stat().st_size > 1000
+    rows = json.loads((out / "scores" / "scores.json").read_text())["rows"]
+    assert [r["map"] for r in rows] == ["rotation", "revnet:blocks=1,hidden=4"]
+    assert rows[0]["selectivity_algorithm"] is not None and rows[0]["ood_gap"] is not None
+    measured = (out / "scores" / "measurements.jsonl").read_text()
+    again = run_dilemma("smoke", out, workers=1)  # resumes: nothing left to run or measure
     assert again.runs == 0 and again.recorded == 8
+    assert (out / "scores" / "measurements.jsonl").read_text() == measured and again.table == summary.table
+    assert "### scores" not in run_dilemma("smoke", out, workers=1, scores=False).table

@@ -9,7 +9,9 @@ into its own append-only results file (so a rerun resumes), then reported:
 - ``hidden_size``: one RevNet block, hidden size 1..16 (full profile only);
 - ``ioi_progression``, ``ioi_sizes``: IOI on a small LM across its training and on
   random Pythia-like sizes (full profile only; skipped with a reason when the IOI
-  task or LM targets are unavailable).
+  task or LM targets are unavailable);
+- ``scores``: selectivity, out-of-distribution IIA, complexity frontier and sample
+  efficiency for ``mlp_maps`` and ``ioi_progression`` (:mod:`~causalab.experiments.dilemma_scores`).
 
 :func:`run_dilemma` returns a :class:`DilemmaSummary` with the markdown table, the
 paths of the results files, figures and tables, and the wall time.
@@ -26,6 +28,7 @@ from typing import Any, Callable, Sequence
 
 from causalab.errors import CausalabError, ConfigError
 from causalab.experiments.config import ExperimentConfig, read_toml
+from causalab.experiments.dilemma_scores import write_scores
 from causalab.experiments.figures import complexity_figure, progression_figure
 from causalab.experiments.grid import load_sweep
 from causalab.experiments.report import flatten, layer_table, summarize, summary_table, write_csv
@@ -137,13 +140,16 @@ def run_dilemma(
     address: str | None = None,
     configs_dir: str | os.PathLike | None = None,
     experiments: Sequence[str] | None = None,
+    scores: bool = True,
 ) -> DilemmaSummary:
     """Run the profile's experiments (resuming what ``out_dir`` already holds) and write figures and tables.
 
     ``out_dir/<experiment>/results.jsonl`` holds each experiment's records; figures
     (PNG, with CSV/JSON of their numbers) and tables (markdown, CSV) go beside it, and
     the headline figure and the combined table in ``out_dir`` itself. ``progress``
-    receives the experiment's name and each :class:`SweepEvent`.
+    receives the experiment's name and each :class:`SweepEvent`. With ``scores``, the
+    generalisation-aware scores of the MLP and IOI experiments follow the IIA tables
+    (:mod:`~causalab.experiments.dilemma_scores`; cached in ``out_dir/scores``).
     """
     start = time.perf_counter()
     out = Path(out_dir)
@@ -168,6 +174,11 @@ def run_dilemma(
             sections.append(_report(exp, recs, out / exp.name, summary))
     summary.figures.update(headline_figure(records.get("mlp_maps", []), records.get("progression", []), out / "dilemma"))
     summary.files.update({k: v for k, v in headline_numbers(out / "dilemma").items() if v.exists()})
+    if scores:
+        report = write_scores(records, summary.skipped, profile, out / "scores")
+        sections.append(report.text)
+        summary.figures.update(report.figures)
+        summary.files.update(report.files)
     summary.table = "\n".join(sections)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables.md").write_text(summary.table)

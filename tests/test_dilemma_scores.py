@@ -1,0 +1,59 @@
+"""The dilemma's scores from records: the library's selectivity on the recorded counts, the frontier, missing IOI."""
+
+import pytest
+
+from causalab.experiments.dilemma_scores import SOURCES, record_groups, record_measurement, write_scores
+from causalab.metrics import IIAResult, Score
+from causalab.scores import Measurement, selectivity
+from causalab.train import FitResult
+
+MLP, IOI = SOURCES
+
+
+def record(target, alignment, iia, n, params, *, seed=0, step=None, algorithm="both_equality_relations"):
+    options = {} if step is None else {"step": step}
+    return {"config": {"algorithm": algorithm, "layer": 1, "target": target, "target_seed": seed, "seed": seed,
+                       "alignment": alignment, "n_train": 100, "target_options": options},
+            "test": {"overall": {"iia": iia, "n": n}, "per_set": {"V1": {"iia": iia, "n": n}}},
+            "train_iia": 0.5, "num_parameters": params, "hash": f"{target}{alignment}{seed}{step}"}
+
+
+def measurement(correct, n):
+    return Measurement("m", 0, IIAResult(Score(0, 1)), IIAResult(Score(correct, n)), FitResult(0.0, 0, 0, False))
+
+
+def test_record_selectivity_is_the_library_selectivity_on_the_recorded_counts():
+    recs = [record("trained", "rotation", 0.926, 4000, 256), record("random", "rotation", 0.481, 4000, 256),
+            record("trained", "revnet", 0.994, 4000, 5600), record("random", "revnet", 0.639, 4000, 5600)]
+    (group,) = record_groups(MLP, recs, threshold=0.9)
+    for spec, real, control in (("rotation", 3704, 1924), ("revnet", 3976, 2556)):
+        ours = group.maps[spec]["selectivity"].difference
+        theirs = selectivity(measurement(real, 4000), [measurement(control, 4000)]).difference
+        assert ours.estimate == pytest.approx(theirs.estimate) and ours.interval == pytest.approx(theirs.interval)
+    assert group.frontier.real_complexity == 256 and group.frontier.control_complexity is None
+
+
+def test_controls_over_seeds_are_pooled_and_seeds_of_the_real_network_summed():
+    recs = [record("trained", "rotation", 0.9, 1000, 256, seed=s) for s in (0, 1)]
+    recs += [record("random", "rotation", iia, 1000, 256, seed=s) for s, iia in ((0, 0.5), (1, 0.7))]
+    (group,) = record_groups(MLP, recs, threshold=0.9)
+    sel = group.maps["rotation"]["selectivity"]
+    assert sel.real_score == Score(1800, 2000) and sel.difference.b == Score(1200, 2000)
+    assert len(group.frontier.controls) == 2 and group.frontier.control_complexity is None
+    assert record_measurement(recs[:2]).test.per_set["V1"] == Score(1800, 2000)
+
+
+def test_ioi_pairs_the_last_step_with_the_initialisation():
+    recs = [record("trained", "rotation", iia, 500, 1024, step=step, algorithm="ioi_pattern")
+            for step, iia in ((0, 0.55), (1000, 0.8), (2000, 0.95))]
+    (group,) = record_groups(IOI, recs, threshold=0.9)
+    sel = group.maps["rotation"]["selectivity"]
+    assert sel.real_score.accuracy == pytest.approx(0.95) and sel.difference.b.accuracy == pytest.approx(0.55)
+    assert record_groups(IOI, recs[1:], threshold=0.9) == []  # no step 0: no control
+
+
+def test_missing_ioi_is_reported_not_raised(tmp_path):
+    report = write_scores({}, {"ioi_progression": "cannot be built here (ImportError: no LM)"}, "smoke", tmp_path)
+    assert "- mlp_maps: no scores (not run)." in report.text
+    assert "- ioi_progression: no scores (cannot be built here (ImportError: no LM))." in report.text
+    assert not report.figures and (tmp_path / "scores.md").read_text() == report.text
