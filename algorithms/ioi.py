@@ -235,36 +235,52 @@ def ioi_accuracy(target, n: int = 2000, seed: int = 12345, top1: bool = False) -
     return float(logit_diff_correct(logits, labels).float().mean())
 
 
-TRAIN_RECIPE = dict(size="small", steps=1500, batch_size=64, lr=3e-3, answer_weight=4.0,
-                    checkpoints=(0, 100, 200, 300, 400, 500, 1000), target_accuracy=None, eval_every=100)
+# Training recipes per model size (causalab.neural.lm.SIZES). "small" (2 layers) is the default;
+# "4x128" (4 layers, width 128) has middle layers that carry the ABAB/ABBA pattern.
+TRAIN_RECIPES: dict[str, dict[str, Any]] = {
+    "small": dict(steps=1500, batch_size=64, lr=3e-3, answer_weight=4.0,
+                  checkpoints=(0, 100, 200, 300, 400, 500, 1000), target_accuracy=None, eval_every=100),
+    "4x128": dict(steps=3000, batch_size=64, lr=1e-3, answer_weight=4.0,
+                  checkpoints=(0, 250, 500, 1000, 2000), target_accuracy=None, eval_every=250),
+}
+DEFAULT_SIZE = "small"
+TRAIN_RECIPE = dict(size=DEFAULT_SIZE, **TRAIN_RECIPES[DEFAULT_SIZE])
 
 
-def trained_lm_dir(seed: int = 0, cache: str | os.PathLike | None = None) -> Path:
+def trained_lm_dir(seed: int = 0, cache: str | os.PathLike | None = None, size: str = DEFAULT_SIZE) -> Path:
+    """The run folder of the IOI model of ``size`` trained from ``seed`` (one folder per size and seed)."""
     from causalab.neural.lm import cache_dir
 
-    return (Path(cache) if cache is not None else cache_dir()) / f"ioi-gpt_neox-{TRAIN_RECIPE['size']}-seed{seed}"
+    return (Path(cache) if cache is not None else cache_dir()) / f"ioi-gpt_neox-{size}-seed{seed}"
 
 
-def train_ioi_lm(seed: int = 0, cache: str | os.PathLike | None = None, progress=None, **overrides: Any) -> dict:
-    """Train a small GPT-NeoX on IOI text from scratch; checkpoints go to :func:`trained_lm_dir`."""
-    from causalab.neural.lm import LMTarget, lm_config
+def train_ioi_lm(seed: int = 0, cache: str | os.PathLike | None = None, progress=None, size: str = DEFAULT_SIZE,
+                 **overrides: Any) -> dict:
+    """Train a GPT-NeoX of ``size`` on IOI text from scratch; checkpoints go to :func:`trained_lm_dir`.
+
+    Sizes with a recipe in :data:`TRAIN_RECIPES` use it; other sizes of
+    :data:`causalab.neural.lm.SIZES` use the default size's recipe. ``overrides``
+    replace recipe entries (steps, lr, checkpoints, ...).
+    """
+    from causalab.neural.lm import SIZES, LMTarget, lm_config
     from causalab.neural.lm_training import train_causal_lm
     from transformers import AutoModelForCausalLM
 
-    recipe = {**TRAIN_RECIPE, **overrides}
-    size = recipe.pop("size")
+    if size not in SIZES:
+        raise ConfigError(f"unknown LM size {size!r} for the trained IOI model; known sizes: {', '.join(SIZES)}")
+    recipe = {**TRAIN_RECIPES.get(size, TRAIN_RECIPES[DEFAULT_SIZE]), **overrides}
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(lm_config("gpt_neox", size, vocab_size=len(data.VOCAB)))
     target = LMTarget(model)
     return train_causal_lm(
-        model, lambda n, g: with_answer(data.sample_sentences(n, g)), trained_lm_dir(seed, cache),
+        model, lambda n, g: with_answer(data.sample_sentences(n, g)), trained_lm_dir(seed, cache, size),
         tokenizer=tokenizer(), evaluate=lambda m: ioi_accuracy(target), seed=seed, progress=progress, **recipe,
     )
 
 
 def build_target(task: Task, kind: str, seed: int, *, dtype: torch.dtype = torch.float32, engine: str = "hook",
                  **options: Any):
-    """``random`` (size, arch), ``trained`` (step: int or "final"; cache) or ``pretrained`` (path, revision)."""
+    """``random`` (size, arch), ``trained`` (size, step: int or "final"; cache) or ``pretrained`` (path, revision)."""
     from causalab.neural.lm import from_pretrained, random_lm
 
     if kind == "random":
@@ -272,15 +288,16 @@ def build_target(task: Task, kind: str, seed: int, *, dtype: torch.dtype = torch
     if kind == "trained":
         step = options.pop("step", "final")
         cache = options.pop("cache", None)
+        size = options.pop("size", DEFAULT_SIZE)
         if options:
-            raise ConfigError(f"target 'trained' takes options step, cache, engine; got {sorted(options)}")
-        folder = trained_lm_dir(seed, cache)
+            raise ConfigError(f"target 'trained' takes options size, step, cache, engine; got {sorted(options)}")
+        folder = trained_lm_dir(seed, cache, size)
         if not (folder / "final").exists():
-            train_ioi_lm(seed, cache)
+            train_ioi_lm(seed, cache, size=size)
         ckpt = folder / ("final" if step == "final" else f"step{int(step)}")
         if not ckpt.exists():
             have = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-            raise ConfigError(f"no checkpoint {ckpt.name!r} of the trained IOI model; available: {have}")
+            raise ConfigError(f"no checkpoint {ckpt.name!r} of the trained IOI model of size {size!r}; available: {have}")
         return from_pretrained(ckpt, dtype=dtype, engine=engine)
     if kind == "pretrained":
         if "path" not in options:

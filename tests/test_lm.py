@@ -206,3 +206,16 @@ def test_resume_from_the_cached_stream_matches_the_full_forward(arch):
     resumed = evaluate(lm, site, phi, part, task, pairs)
     pairs.base_inputs = plain
     assert evaluate(lm, site, phi, part, task, pairs).overall.correct == resumed.overall.correct
+
+
+def test_trained_model_sizes_keep_separate_folders(tmp_path):
+    """A trained model of another size gets its own folder; target_options size selects it; unknown sizes fail."""
+    report = ioi.train_ioi_lm(0, cache=tmp_path, size="tiny", steps=6, checkpoints=(0, 3), eval_every=3)
+    assert report["checkpoints"] == [0, 3]
+    tiny, default = ioi.trained_lm_dir(0, tmp_path, "tiny"), ioi.trained_lm_dir(0, tmp_path)
+    assert tiny != default and "tiny" in tiny.name and (tiny / "step3").exists() and not default.exists()
+    lm = ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, size="tiny", step=3, cache=tmp_path)
+    assert lm.hidden_width == 32 and lm.n_layers == 2
+    with pytest.raises(ConfigError, match="unknown LM size '7b'"):
+        ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, size="7b", cache=tmp_path)
+    assert ioi.TRAIN_RECIPE["size"] == "small" and "4x128" in ioi.TRAIN_RECIPES

@@ -31,6 +31,7 @@ ENGINES = ("hook", "pyvene")
 SIZES: dict[str, tuple[int, int, int, int]] = {
     "tiny": (2, 32, 4, 128),
     "small": (2, 64, 4, 256),
+    "4x128": (4, 128, 4, 512),  # the 14m width at 4 layers: the deeper model trained here on IOI
     "14m": (6, 128, 4, 512),
     "31m": (6, 256, 8, 1024),
     "70m": (6, 512, 8, 2048),
