@@ -20,5 +20,5 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/causalab dilemma
 
-test: $(STAMP)
+test: setup
 	$(BIN)/python -m pytest
