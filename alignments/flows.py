@@ -149,32 +149,28 @@ class AffineFlowMap(CouplingStack):
     """RealNVP affine couplings with a tanh-bounded log-scale. Knobs: layers, hidden, depth, scale_bound, standardize."""
 
     tolerance = 1e-5
+    lu_mixing = False  # Glow puts an invertible LU linear layer before each coupling
 
     def __init__(
         self, width: int, layers: int = 4, hidden: int = 32, depth: int = 1, scale_bound: float = 1.0,
         standardize: bool = False,
     ) -> None:
         super().__init__(width, standardize)
-        bound = check_affine_knobs("affine_flow", width, layers, hidden, depth, scale_bound)
-        self.layers = nn.ModuleList(HalfCoupling(width, hidden, depth, bound, flip=k % 2 == 1) for k in range(layers))
+        family = "glow" if self.lu_mixing else "affine_flow"
+        bound = check_affine_knobs(family, width, layers, hidden, depth, scale_bound)
+        stack: list[nn.Module] = []
+        for k in range(layers):
+            if self.lu_mixing:
+                stack.append(LULinear(width))
+            stack.append(HalfCoupling(width, hidden, depth, bound, flip=k % 2 == 1))
+        self.layers = nn.ModuleList(stack)
 
 
 @register_alignment("glow")
-class GlowMap(CouplingStack):
+class GlowMap(AffineFlowMap):
     """Glow-style: LU-linear mixing then a bounded affine coupling, ``layers`` times. Knobs as ``affine_flow``."""
 
-    tolerance = 1e-5
-
-    def __init__(
-        self, width: int, layers: int = 4, hidden: int = 32, depth: int = 1, scale_bound: float = 1.0,
-        standardize: bool = False,
-    ) -> None:
-        super().__init__(width, standardize)
-        bound = check_affine_knobs("glow", width, layers, hidden, depth, scale_bound)
-        stack: list[nn.Module] = []
-        for k in range(layers):
-            stack += [LULinear(width), HalfCoupling(width, hidden, depth, bound, flip=k % 2 == 1)]
-        self.layers = nn.ModuleList(stack)
+    lu_mixing = True
 
 
 def min_bin_fraction(bins: int) -> float:
