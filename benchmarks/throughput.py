@@ -94,6 +94,13 @@ def resuming_lm(**kwargs):
 # --- case setups: each returns {path: step(i)} -------------------------------------------------
 
 
+def optimiser_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
 def cycling_batches(batch: int, n: int):
     """Step ``i`` -> the row indices of its batch, cycling through ``n`` rows."""
 
@@ -149,10 +156,7 @@ def setup_mlp(spec: str, batch: int, paths, seed: int = 0):
             for m, s in zip(masks, srcs):
                 z = torch.where(m, phi_r(s[idx]), z)
             loss = F.cross_entropy(upper(phi_r.inverse(z)), pairs_r.labels[idx])
-            opt_r.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_r.step()
-            return loss.detach()
+            return optimiser_step(opt_r, loss)
 
         steps["raw"] = raw
     if "pyvene" in paths:
@@ -186,10 +190,7 @@ def setup_mlp(spec: str, batch: int, paths, seed: int = 0):
             _, out = ivm({"inputs_embeds": x_base[idx]}, [{"inputs_embeds": x[idx]} for x in x_src],
                          unit_locations={"sources->base": 0})
             loss = F.cross_entropy(out.logits, labels[idx])
-            opt_p.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_p.step()
-            return loss.detach()
+            return optimiser_step(opt_p, loss)
 
         steps["pyvene"] = pyv
     return steps
@@ -245,10 +246,7 @@ def setup_lm(spec: str, batch: int, paths, seed: int = 0, size: str = "31m", lay
             for block in blocks:
                 x = block(x, attention_mask=mask, position_embeddings=rope)
             loss = F.cross_entropy(model.lm_head(body.final_layer_norm(x[:, -1])), labels[idx])
-            opt_r.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_r.step()
-            return loss.detach()
+            return optimiser_step(opt_r, loss)
 
         steps["raw"] = raw
     if "pyvene" in paths:
@@ -266,10 +264,7 @@ def setup_lm(spec: str, batch: int, paths, seed: int = 0, size: str = "31m", lay
             _, out = ivm({"input_ids": base_ids[idx]}, [{"input_ids": src_ids[idx]}],
                          unit_locations={"sources->base": ([loc], [loc])})
             loss = F.cross_entropy(out.logits[:, -1], labels[idx])
-            opt_p.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_p.step()
-            return loss.detach()
+            return optimiser_step(opt_p, loss)
 
         steps["pyvene"] = pyv
     return steps
