@@ -201,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = tqdm(configs, desc="runs", unit="run", file=sys.stderr, disable=None)
     for cfg in bar:
         bar.set_postfix_str(f"{cfg.algorithm} {cfg.target} {cfg.alignment} L{cfg.layer} s{cfg.seed}")
-        res = run_experiment(cfg)
+        res = run_experiment(cfg, validated=True)  # validate_all above
         rec = res.to_record()
         records.append(rec)
         lo, hi = res.test.overall.interval

@@ -110,11 +110,15 @@ def setup(config: ExperimentConfig):
     return task, target, site, phi, partition
 
 
-def run_experiment(config: ExperimentConfig, progress: Callable[[dict], None] | None = None) -> ExperimentResult:
+def run_experiment(
+    config: ExperimentConfig, progress: Callable[[dict], None] | None = None, *, validated: bool = False
+) -> ExperimentResult:
+    """Fit and score one config. ``validated=True`` skips the up-front check (sweeps validate every config first)."""
     from causalab.experiments.validate import validate
 
     start = time.perf_counter()
-    validate(config)  # cheap; fails naming the field before a trained target is trained
+    if not validated:
+        validate(config)  # fails naming the field before a trained target is trained
     task, target, site, phi, partition = setup(config)
     gen = torch.Generator().manual_seed(config.seed)
     sizes = [config.n_train, config.n_val, config.n_test]

@@ -54,7 +54,10 @@ class SweepSummary:
 
 
 def execute(config: dict[str, Any] | ExperimentConfig, plugins: Sequence[str] = (), threads: int = 1) -> dict[str, Any]:
-    """Run one config in this process and return its record (the unit of work every executor ships)."""
+    """Run one config in this process and return its record (the unit of work every executor ships).
+
+    ``run_sweep`` validates every config before it ships any, so the run skips its own check.
+    """
     import torch
 
     from causalab.experiments.runner import run_experiment
@@ -64,7 +67,7 @@ def execute(config: dict[str, Any] | ExperimentConfig, plugins: Sequence[str] = 
         import_plugin(module)
     if not isinstance(config, ExperimentConfig):
         config = ExperimentConfig.from_dict(config)
-    return run_experiment(config).to_record()
+    return run_experiment(config, validated=True).to_record()
 
 
 Outcome = tuple[ExperimentConfig, "dict[str, Any] | BaseException"]
