@@ -55,6 +55,9 @@ class RotationMap(AlignmentMap):
         c = c.to(r.dtype)
         return torch.cat([r, c], dim=1)
 
+    def orthonormal_columns(self) -> torch.Tensor:
+        return self.layer.weight.T  # the learnt columns; a low-rank map's complement is never swapped
+
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         self.check_width(h)
         return h @ self.matrix().to(h.dtype)

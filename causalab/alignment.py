@@ -41,6 +41,14 @@ class AlignmentMap(nn.Module):
     def inverse(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def orthonormal_columns(self) -> torch.Tensor | None:
+        """For a map that is an orthogonal matrix, ``phi(h) = h @ Q``: the columns of ``Q`` for
+        the swappable coordinates, shape ``(width, swappable)``. ``None`` for every other map.
+
+        :func:`causalab.interchange` uses it to swap by projection instead of running the map.
+        """
+        return None
+
     @property
     def num_parameters(self) -> int:
         """Trainable parameter count: the map's complexity."""

@@ -90,6 +90,15 @@ class Partition:
         return f"Partition(width={self.width}, blocks={ {v: list(b) for v, b in self.blocks.items()} })"
 
 
+def _row_mask(var: str, r: torch.Tensor, n: int) -> torch.Tensor:
+    """``rows`` entry as a boolean mask over the first dimension (checked)."""
+    if r.dtype == torch.bool:
+        if r.shape != (n,):
+            raise PartitionError(f"rows of {var!r} must be a mask of shape {(n,)}, got {tuple(r.shape)}")
+        return r
+    return torch.zeros(n, dtype=torch.bool, device=r.device).index_fill(0, r.reshape(-1), True)
+
+
 def interchange(
     phi: AlignmentMap,
     h_base: torch.Tensor,
@@ -105,7 +114,16 @@ def interchange(
     ``rows`` (optional) names, per variable, the rows whose source differs from the
     base (a boolean mask or row indices along the first dimension). Other rows'
     sources *are* their bases, so their swap is a no-op and ``phi`` is not run on them.
-    All sources go through ``phi`` in one call (``phi`` acts row by row).
+
+    Two ways to compute the same thing:
+
+    - a map that is an orthogonal matrix (``phi.orthonormal_columns()`` is not None)
+      swaps by projection, ``h_base + sum_v (h_v - h_base) Q_v Q_v^T`` with ``Q_v``
+      the block's columns: two thin matrix products per variable instead of three
+      passes of the full map;
+    - any other map runs once, row by row, on the bases and the sources' intervened
+      rows together (bases whose every coordinate is swapped are left out), then
+      its inverse on the mixed coordinates.
     """
     for var, h_src in h_sources.items():
         if h_src.shape != h_base.shape:
@@ -115,29 +133,57 @@ def interchange(
     active = [v for v in h_sources if len(partition[v]) > 0]
     if not active:
         return h_base
-    z = phi(h_base)
-    picked: list[tuple[str, torch.Tensor | None, int]] = []
-    parts = []
+    n = h_base.shape[0] if h_base.dim() else 0
+    picked: dict[str, torch.Tensor | None] = {}  # variable -> its rows (mask), None = every row
     for var in active:
         r = None if rows is None else rows.get(var)
         if r is not None:
-            if r.dtype == torch.bool:
-                if r.shape != h_base.shape[:1]:
-                    raise PartitionError(f"rows of {var!r} must be a mask of shape {tuple(h_base.shape[:1])}, got {tuple(r.shape)}")
-                r = r.nonzero().squeeze(1)
-            if r.numel() == 0:
+            r = _row_mask(var, r, n)
+            if not bool(r.any()):
                 continue
-            parts.append(h_sources[var][r])
-        else:
-            parts.append(h_sources[var])
-        picked.append((var, r, parts[-1].shape[0]))
+        picked[var] = r
     if not picked:
-        return phi.inverse(z)
-    z_src = phi(torch.cat(parts)) if len(parts) > 1 else phi(parts[0])
-    offset = 0
-    for var, r, n in picked:
-        zs = z_src[offset : offset + n]
-        offset += n
+        return phi.inverse(phi(h_base))
+
+    columns = phi.orthonormal_columns()
+    if columns is not None and max(max(partition[v]) for v in picked) < columns.shape[-1]:
+        return _project(columns.to(h_base.dtype), h_base, h_sources, partition, picked)
+
+    # bases whose every coordinate comes from a source need no phi(base)
+    covered = None
+    if len(set().union(*(partition[v] for v in picked))) == phi.width:
+        covered = torch.ones(n, dtype=torch.bool, device=h_base.device)
+        for r in picked.values():
+            if r is not None:
+                covered = covered & r
+    base_rows = None if covered is None or not bool(covered.any()) else (~covered).nonzero().squeeze(1)
+    parts = [h_base if base_rows is None else h_base[base_rows]]
+    src_rows = {v: None if r is None else r.nonzero().squeeze(1) for v, r in picked.items()}
+    parts += [h_sources[v] if r is None else h_sources[v][r] for v, r in src_rows.items()]
+    out = phi(torch.cat(parts)) if len(parts) > 1 else phi(parts[0])
+    offset = parts[0].shape[0]
+    z = out[:offset] if base_rows is None else out.new_zeros(h_base.shape).index_put((base_rows,), out[:offset])
+    for (var, r), part in zip(src_rows.items(), parts[1:]):
+        zs = out[offset : offset + part.shape[0]]
+        offset += part.shape[0]
         mask = partition.mask(var, z.device)
         z = torch.where(mask, zs, z) if r is None else z.index_put((r,), torch.where(mask, zs, z[r]))
     return phi.inverse(z)
+
+
+def _project(
+    columns: torch.Tensor,
+    h_base: torch.Tensor,
+    h_sources: Mapping[str, torch.Tensor],
+    partition: Partition,
+    picked: Mapping[str, torch.Tensor | None],
+) -> torch.Tensor:
+    """Interchange through an orthogonal ``phi(h) = h @ Q``: ``h_base + sum_v (h_v - h_base) Q_v Q_v^T``."""
+    h = h_base
+    for var, r in picked.items():
+        q = columns[:, list(partition[var])]
+        delta = ((h_sources[var] - h_base) @ q) @ q.T
+        if r is not None:
+            delta = delta * r.reshape(-1, *([1] * (h_base.dim() - 1))).to(delta.dtype)
+        h = h + delta
+    return h

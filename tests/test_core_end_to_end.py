@@ -76,10 +76,10 @@ def test_network_is_frozen_and_checked():
     assert all(torch.equal(a, b) for a, b in zip(before, target.parameters()))
 
     class Sneaky(type(phi)):
-        def forward(self, h):  # changes the network mid-fit
+        def orthonormal_columns(self):  # changes the network mid-fit
             with torch.no_grad():
                 target.net[-1].bias.add_(1.0)
-            return super().forward(h)
+            return super().orthonormal_columns()
 
     sneaky = Sneaky(16)
     with pytest.raises(FitError, match="weights changed"):

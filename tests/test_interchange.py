@@ -111,3 +111,61 @@ def test_bad_alignment_specs():
         make_alignment("rotation:rank=40", 16)
     with pytest.raises(AlignmentError, match="width 16.*width 8"):
         make_alignment("rotation", 16)(torch.zeros(2, 8))
+
+
+def naive_interchange(phi, h_base, h_sources, partition, rows):
+    """The definition, row by row: phi on every base and source, mask, invert."""
+    z = phi(h_base)
+    for var, h_src in h_sources.items():
+        swap = partition.mask(var)[None, :] & rows[var][:, None]
+        z = torch.where(swap, phi(h_src), z)
+    return phi.inverse(z)
+
+
+@pytest.mark.parametrize("spec", ["rotation", "rotation:rank=6", "revnet:blocks=2,hidden=8", "affine_flow"])
+@pytest.mark.parametrize("cover", [True, False])
+@pytest.mark.parametrize("elsewhere", ["base", "noise"])
+def test_fast_paths_match_the_definition_in_values_and_gradients(spec, cover, elsewhere):
+    """Projection (orthogonal maps) and the row-skipping single pass (every other map) compute
+    the same interchange, and the same gradients, as running phi on every row."""
+    torch.manual_seed(0)
+    width, n = 12, 40
+    phi = make_alignment(spec, width)
+    size = 6 if cover and ":rank" not in spec else 3
+    part = Partition.contiguous(["A", "B"], size, width)
+    g = torch.Generator().manual_seed(1)
+    h_base = torch.randn(n, width, generator=g)
+    rows = {"A": torch.rand(n, generator=g) < 0.6, "B": torch.rand(n, generator=g) < 0.6}
+    rows["A"][:5] = rows["B"][:5] = True  # some rows swap both blocks (every coordinate when cover)
+    rows["A"][5:10] = rows["B"][5:10] = False  # and some swap nothing
+    # outside its rows a source is the base (as counterfactual data has it), or noise that must be ignored
+    rest = h_base if elsewhere == "base" else torch.randn(n, width, generator=g)
+    h_sources = {v: torch.where(r[:, None], torch.randn(n, width, generator=g), rest) for v, r in rows.items()}
+
+    fast = interchange(phi, h_base, h_sources, part, rows)
+    fast_idx = interchange(phi, h_base, h_sources, part, {v: r.nonzero().squeeze(1) for v, r in rows.items()})
+    slow = naive_interchange(phi, h_base, h_sources, part, rows)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_idx, slow, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast[5:10], h_base[5:10], atol=1e-5, rtol=1e-5)
+
+    w = torch.randn(n, width, generator=g)
+    grads = []
+    for out in (lambda: interchange(phi, h_base, h_sources, part, rows),
+                lambda: naive_interchange(phi, h_base, h_sources, part, rows)):
+        phi.zero_grad()
+        (out() * w).sum().backward()
+        grads.append([p.grad.clone() for p in phi.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_projection_without_rows_swaps_every_row():
+    torch.manual_seed(0)
+    phi = make_alignment("rotation", 8)
+    part = Partition.contiguous(["A"], 4, 8)
+    h_base, h_src = torch.randn(10, 8), torch.randn(10, 8)
+    expected = phi.inverse(torch.where(part.mask("A"), phi(h_src), phi(h_base)))
+    torch.testing.assert_close(interchange(phi, h_base, {"A": h_src}, part), expected, atol=1e-5, rtol=1e-5)
+    assert phi.orthonormal_columns().shape == (8, 8)
+    assert make_alignment("revnet", 8).orthonormal_columns() is None
