@@ -117,3 +117,25 @@ def test_config_errors_name_the_field():
         cl.run_experiment(small(target="oracle", layer=7))
     with pytest.raises(ConfigError, match="need 32 coordinates"):
         cl.run_experiment(small(target="oracle", intervention_size=16))
+
+
+def test_early_stopping_on_validation_loss_restores_the_lowest_loss_map():
+    task = cl.make_task("both_equality_relations")
+    target, site = oracle_mlp(), cl.Site(1)
+    data = task.counterfactuals(3_000, torch.Generator().manual_seed(0))
+    tr, va = data.split([2_000, 1_000])
+    tr, va = cl.prepare(target, site, task, tr), cl.prepare(target, site, task, va)
+    torch.manual_seed(0)
+    phi = cl.make_alignment("revnet:blocks=2,hidden=8", 16)
+    part = cl.Partition.contiguous(task.variables, 8, 16)
+    fit = cl.fit_alignment(target, site, phi, part, task, tr, va,
+                           cl.FitConfig(epochs=5, batch_size=500, lr=1e-2, patience=2, min_delta=0.0, monitor="loss"))
+    losses = [h["val_loss"] for h in fit.history]
+    assert len(losses) == fit.epochs_run + 1 and losses[-1] < losses[0]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    assert best > 0 and fit.best_val_iia == fit.history[best]["val_iia"]
+    from causalab.train import _validate  # the map left in place is the lowest-loss one
+
+    assert _validate(target, site, phi, part, task, va, with_loss=True)[1] == pytest.approx(losses[best], rel=1e-5)
+    with pytest.raises(FitError, match="monitor"):
+        cl.FitConfig(monitor="accuracy")

@@ -302,3 +302,11 @@ def test_cli_sweep_resume_report_and_run_config(tmp_path, capsys):
     bad = write(tmp_path / "bad.toml", "[base]\nalignment = \"nope\"\n")
     assert main(["sweep", str(bad), "--results", str(tmp_path / "x.jsonl")]) == 2
     assert "config field 'alignment'" in capsys.readouterr().err
+
+
+def test_fields_added_later_keep_old_hashes_until_set():
+    # the default config's hash from before `monitor` existed: stored results stay valid
+    assert ExperimentConfig().hash() == "f94f5b71532225d9"
+    assert ExperimentConfig(monitor="loss").hash() != ExperimentConfig().hash()
+    with pytest.raises(ConfigFieldError, match="'monitor'"):
+        ExperimentConfig(monitor="accuracy")

@@ -10,9 +10,13 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from causalab.errors import ConfigError
+from causalab.train import MONITORS
 
 TARGET_KINDS = ("trained", "random", "oracle", "pretrained")
 DTYPES = ("float32", "float64")
+# Fields added after results were first recorded, with their defaults: the hash leaves a field
+# out while it is at this default, so adding a field never orphans a results file.
+HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia"}
 
 
 class ConfigFieldError(ConfigError):
@@ -58,6 +62,7 @@ class ExperimentConfig:
     device: str = "cpu"
     dtype: str = "float32"
     target_options: dict[str, Any] = field(default_factory=dict)
+    monitor: str = "iia"
 
     def __post_init__(self) -> None:
         for name in ("algorithm", "alignment", "device"):
@@ -65,6 +70,8 @@ class ExperimentConfig:
                 raise ConfigFieldError(name, f"must be a non-empty string, got {getattr(self, name)!r}")
         if self.target not in TARGET_KINDS:
             raise ConfigFieldError("target", f"must be one of {TARGET_KINDS}, got {self.target!r}")
+        if self.monitor not in MONITORS:
+            raise ConfigFieldError("monitor", f"must be one of {MONITORS} (what early stopping watches), got {self.monitor!r}")
         if self.dtype not in DTYPES:
             raise ConfigFieldError("dtype", f"must be one of {DTYPES}, got {self.dtype!r}")
         for name in ("n_train", "n_val", "n_test", "epochs", "batch_size", "patience", "layer"):
@@ -112,7 +119,11 @@ class ExperimentConfig:
 
     def hash(self) -> str:
         """A stable identifier of the run: the same config gives the same hash."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        data = self.to_dict()
+        for name, default in HASHED_WHEN_SET.items():  # fields added later: old runs keep their hash
+            if data[name] == default:
+                del data[name]
+        text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -130,7 +130,8 @@ def run_experiment(
     kw = {"device": config.device, "dtype": DTYPES[config.dtype]}
     train, val, test = (prepare(target, site, task, d, **kw) for d in (train_d, val_d, test_d))
     fit_cfg = FitConfig(
-        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, patience=config.patience, seed=config.seed
+        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, patience=config.patience, seed=config.seed,
+        monitor=config.monitor,
     )
     fit = fit_alignment(target, site, phi, partition, task, train, val, fit_cfg, progress=progress)
     test_iia = evaluate(target, site, phi, partition, task, test)
