@@ -111,13 +111,36 @@ def cycling_batches(batch: int, n: int):
     return batch_idx
 
 
+MAPS: dict[str, torch.nn.Module] = {}  # path -> its map, for counting the map's work
+
+
+def map_rows_per_step(path: str, step) -> int:
+    """Rows the path's map processes (forward plus inverse) in one step: the map's share of the work."""
+    phi = MAPS[path]
+    count = [0]
+
+    def counting(fn):
+        def wrapped(x, *a, **k):
+            count[0] += x.reshape(-1, x.shape[-1]).shape[0]
+            return fn(x, *a, **k)
+        return wrapped
+
+    phi.forward, phi.inverse = counting(phi.forward), counting(phi.inverse)
+    try:
+        step(0)
+    finally:
+        del phi.forward, phi.inverse
+    return count[0]
+
+
 def map_factory(spec: str, width: int, seed: int):
     """A fresh map (same init for every path) and its optimiser."""
     import causalab as cl
 
-    def fresh_map():
+    def fresh_map(path):
         torch.manual_seed(seed)
         phi = cl.make_alignment(spec, width)
+        MAPS[path] = phi
         return phi, torch.optim.Adam(phi.parameters(), lr=1e-3)
 
     return fresh_map
@@ -141,11 +164,11 @@ def setup_mlp(spec: str, batch: int, paths, seed: int = 0):
 
     if "causalab" in paths:
         pairs = cl.prepare(target, site, task, data)
-        phi_c, opt_c = fresh_map()
+        phi_c, opt_c = fresh_map("causalab")
         steps["causalab"] = lambda i: train_step(target, site, phi_c, partition, task, pairs, batch_idx(i), opt_c)
     if "raw" in paths:
         pairs_r = cl.prepare(target, site, task, data)
-        phi_r, opt_r = fresh_map()
+        phi_r, opt_r = fresh_map("raw")
         upper = target.net[2 * site.layer:]
         masks = [partition.mask(v) for v in task.variables]
         srcs = [pairs_r.h_sources[v] for v in task.variables]
@@ -161,7 +184,7 @@ def setup_mlp(spec: str, batch: int, paths, seed: int = 0):
         steps["raw"] = raw
     if "pyvene" in paths:
         pv = pyvene()
-        phi_p, opt_p = fresh_map()
+        phi_p, opt_p = fresh_map("pyvene")
 
         class Classifier(torch.nn.Module):  # pyvene calls model(**base)
             def __init__(self, net):
@@ -224,12 +247,12 @@ def setup_lm(spec: str, batch: int, paths, seed: int = 0, size: str = "31m", lay
         pairs = PreparedPairs(base_inputs, hidden_states(target, {"input_ids": base_ids}, site),
                               {"V": hidden_states(target, {"input_ids": src_ids}, site)}, labels,
                               torch.zeros(n, dtype=torch.long), [("V",)])
-        phi_c, opt_c = fresh_map()
+        phi_c, opt_c = fresh_map("causalab")
         steps["causalab"] = lambda i: train_step(target, site, phi_c, partition, task, pairs, batch_idx(i), opt_c)
     if "raw" in paths:
         stream = residual_stream(model, base_ids, layer)
         h_src = residual_stream(model, src_ids, layer)[:, -1]
-        phi_r, opt_r = fresh_map()
+        phi_r, opt_r = fresh_map("raw")
         body = model.gpt_neox
         blocks = body.layers[layer:]
         mask = additive_causal_mask(0, seq, seq, None, stream.dtype, stream.device)
@@ -251,7 +274,7 @@ def setup_lm(spec: str, batch: int, paths, seed: int = 0, size: str = "31m", lay
         steps["raw"] = raw
     if "pyvene" in paths:
         pv = pyvene()
-        phi_p, opt_p = fresh_map()
+        phi_p, opt_p = fresh_map("pyvene")
         reps = [{"layer": layer - 1, "component": "block_output", "unit": "pos", "max_number_of_units": 1,
                  "intervention": map_intervention(phi_p, partition.mask("V"))}]
         with contextlib.redirect_stdout(io.StringIO()):
@@ -289,7 +312,7 @@ def job_time(case, spec, batch, reps, n_steps, warmup, **kw) -> dict:
             for i in range(n_steps):
                 step(i)
             rates[path].append(n_steps / (time.perf_counter() - t))
-    return {"rates": rates}
+    return {"rates": rates, "map_rows": {path: map_rows_per_step(path, step) for path, step in steps.items()}}
 
 
 def job_memory(case, spec, batch, path, n_steps, **kw) -> dict:
@@ -370,16 +393,18 @@ def throughput(args) -> int:
             for path in PATHS:
                 print(f"[{case} {spec}] memory of {path} ...", file=sys.stderr, flush=True)
                 mem[path] = run_child({"job": "memory", "path": path, "n_steps": 3, **kw})
-            rows.append((case, spec, batch, med, res["rates"], mem))
-    print("| case | map | batch | path | steps/s (median) | min..max | speed vs pyvene | time vs raw | peak RSS MB | setup RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for case, spec, batch, med, rates, mem in rows:
+            rows.append((case, spec, batch, med, res["rates"], res["map_rows"], mem))
+    print("| case | map | batch | path | steps/s (median) | min..max | speed vs pyvene | time vs raw | map rows/step "
+          "| peak RSS MB | setup RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for case, spec, batch, med, rates, map_rows, mem in rows:
         for path in PATHS:
             m = mem.get(path, {})
             print(f"| {case} | {spec} | {batch} | {path} | {med[path]:.2f} | {min(rates[path]):.2f}..{max(rates[path]):.2f} "
-                  f"| {med[path] / med['pyvene']:.2f}x | {med['raw'] / med[path]:.2f}x "
+                  f"| {med[path] / med['pyvene']:.2f}x | {med['raw'] / med[path]:.2f}x | {map_rows[path]} "
                   f"| {m.get('peak_mb', float('nan')):.0f} | {m.get('setup_mb', float('nan')):.0f} |")
-    print(f"\n{args.reps} rounds x {args.steps} steps per path, interleaved; torch {torch.__version__}, 1 thread.")
+    print(f"\n{args.reps} rounds x {args.steps} steps per path, interleaved; torch {torch.__version__}, 1 thread.\n"
+          "map rows/step: rows through the map's forward and inverse in one step (a swap by projection runs neither).")
     return 0
 
 
