@@ -15,6 +15,7 @@ import torch
 
 from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
+from causalab.experiments.dilemma import EXPERIMENTS
 from causalab.experiments.grid import load_sweep
 from causalab.experiments.runner import run_experiment
 from causalab.experiments.validate import validate_all
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl = sub.add_parser("dilemma", help="the non-linear representation dilemma: trained vs random networks, linear vs non-linear maps")
     dl.add_argument("--profile", default="quick", help="quick (minutes, the default) or full (the paper's sizes; for a cluster)")
     dl.add_argument("--out", type=Path, default=Path("results/dilemma"), help="folder for results, tables and figures (default: results/dilemma)")
-    dl.add_argument("--experiment", action="append", help="only these experiments (mlp_maps, progression, hidden_size, ioi_progression, ioi_sizes)")
+    dl.add_argument("--experiment", action="append", help=f"only these experiments ({', '.join(e.name for e in EXPERIMENTS)})")
     dl.add_argument("--executor", choices=["local", "ray"], default="local")
     dl.add_argument("--workers", type=int, help="local processes (default: one per core)")
     dl.add_argument("--address", help="ray: address of a running cluster")

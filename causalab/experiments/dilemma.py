@@ -7,6 +7,8 @@ into its own append-only results file (so a rerun resumes), then reported:
 - ``mlp_maps``: IIA against the alignment map's parameter count, trained vs random MLPs;
 - ``progression``: IIA across the MLP's training (checkpoint 0 is the initialisation);
 - ``hidden_size``: one RevNet block, hidden size 1..16 (full profile only);
+- ``mlp_seeds``: trained vs random MLP at the paper's data sizes, layer 1, rotation and
+  RevNets, 3 seeds, epochs capped at 25 (full profile only; about 45 minutes on 2 cores);
 - ``ioi_progression``, ``ioi_sizes``: IOI on a small LM across its training and on
   random Pythia-like sizes (full profile only; skipped with a reason when the IOI
   task or LM targets are unavailable);
@@ -55,6 +57,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("progression", ("algorithm", "layer", "alignment", "target_options.checkpoint"),
                progression="target_options.checkpoint"),
     Experiment("hidden_size", ("algorithm", "layer", "target", "alignment"), complexity=True),
+    Experiment("mlp_seeds", ("algorithm", "layer", "target", "alignment"), complexity=True),
     Experiment("ioi_progression", ("layer", "alignment", "target_options.step"), progression="target_options.step",
                optional=True),
     Experiment("ioi_sizes", ("layer", "target_options.size", "alignment"), optional=True),
