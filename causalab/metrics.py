@@ -43,6 +43,7 @@ class IIAResult:
 
     overall: Score
     per_set: dict[str, Score] = field(default_factory=dict)
+    loss: float | None = None  # mean counterfactual loss, when the evaluation computed it
 
     @property
     def iia(self) -> float:

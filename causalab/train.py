@@ -118,23 +118,12 @@ def evaluate(
     task: Task,
     pairs: PreparedPairs,
     batch_size: int = 8192,
-) -> IIAResult:
-    """IIA: does the intervened network's output match the algorithm's counterfactual label?"""
-    return _validate(target, site, phi, partition, task, pairs, batch_size)[0]
-
-
-@torch.no_grad()
-def _validate(
-    target: Target,
-    site: Site,
-    phi: AlignmentMap,
-    partition: Partition,
-    task: Task,
-    pairs: PreparedPairs,
-    batch_size: int = 8192,
     with_loss: bool = False,
-) -> tuple[IIAResult, float]:
-    """IIA and (if ``with_loss``) the mean counterfactual loss on ``pairs``, in one pass."""
+) -> IIAResult:
+    """IIA: does the intervened network's output match the algorithm's counterfactual label?
+
+    With ``with_loss`` the result also carries the mean counterfactual loss (``.loss``).
+    """
     was_training = phi.training
     phi.eval()
     correct, loss = [], 0.0
@@ -152,7 +141,10 @@ def _validate(
             loss += float(task.loss(logits, pairs.labels[idx])) * logits.shape[0]
     phi.train(was_training)
     c = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
-    return iia_from_correct(c, pairs.set_index, pairs.intervention_sets), loss / max(len(pairs), 1)
+    result = iia_from_correct(c, pairs.set_index, pairs.intervention_sets)
+    if with_loss:
+        result.loss = loss / max(len(pairs), 1)
+    return result
 
 
 def train_step(
@@ -263,8 +255,8 @@ def fit_alignment(
 
     def score() -> tuple[float, float]:
         """(validation IIA, what early stopping maximises)."""
-        result, loss = _validate(target, site, phi, partition, task, val, with_loss=by_loss)
-        return result.iia, (-loss if by_loss else result.iia)
+        result = evaluate(target, site, phi, partition, task, val, with_loss=by_loss)
+        return result.iia, (-result.loss if by_loss else result.iia)
 
     best_iia, best_score = score()
     best_state = copy.deepcopy(phi.state_dict())

@@ -8,6 +8,15 @@ from algorithms.hierarchical_equality import oracle_mlp
 from causalab.errors import ConfigError, FitError, SiteError
 
 
+def oracle_pairs(n_train, n_val):
+    """The oracle network at layer 1, with prepared fitting and validation pairs."""
+    task = cl.make_task("both_equality_relations")
+    target, site = oracle_mlp(), cl.Site(1)
+    data = task.counterfactuals(n_train + n_val, torch.Generator().manual_seed(0))
+    tr, va = data.split([n_train, n_val])
+    return task, target, site, cl.prepare(target, site, task, tr), cl.prepare(target, site, task, va)
+
+
 def small(**kw):
     base = dict(n_train=6_000, n_val=1_000, n_test=2_000, epochs=12)
     base.update(kw)
@@ -63,12 +72,7 @@ def test_same_config_and_seed_give_the_same_iia():
 
 
 def test_network_is_frozen_and_checked():
-    task = cl.make_task("both_equality_relations")
-    target = oracle_mlp()
-    site = cl.Site(1)
-    data = task.counterfactuals(600, torch.Generator().manual_seed(0))
-    tr, va = data.split([500, 100])
-    tr, va = cl.prepare(target, site, task, tr), cl.prepare(target, site, task, va)
+    task, target, site, tr, va = oracle_pairs(500, 100)
     phi = cl.make_alignment("rotation", 16)
     part = cl.Partition.contiguous(task.variables, 8, 16)
     before = [p.clone() for p in target.parameters()]
@@ -87,11 +91,7 @@ def test_network_is_frozen_and_checked():
 
 
 def test_non_finite_loss_stops_with_a_clear_error():
-    task = cl.make_task("both_equality_relations")
-    target, site = oracle_mlp(), cl.Site(1)
-    data = task.counterfactuals(300, torch.Generator().manual_seed(0))
-    tr, va = data.split([200, 100])
-    tr, va = cl.prepare(target, site, task, tr), cl.prepare(target, site, task, va)
+    task, target, site, tr, va = oracle_pairs(200, 100)
 
     class Exploding(cl.AlignmentMap):
         def __init__(self, width):
@@ -120,11 +120,7 @@ def test_config_errors_name_the_field():
 
 
 def test_early_stopping_on_validation_loss_restores_the_lowest_loss_map():
-    task = cl.make_task("both_equality_relations")
-    target, site = oracle_mlp(), cl.Site(1)
-    data = task.counterfactuals(3_000, torch.Generator().manual_seed(0))
-    tr, va = data.split([2_000, 1_000])
-    tr, va = cl.prepare(target, site, task, tr), cl.prepare(target, site, task, va)
+    task, target, site, tr, va = oracle_pairs(2_000, 1_000)
     torch.manual_seed(0)
     phi = cl.make_alignment("revnet:blocks=2,hidden=8", 16)
     part = cl.Partition.contiguous(task.variables, 8, 16)
@@ -134,8 +130,7 @@ def test_early_stopping_on_validation_loss_restores_the_lowest_loss_map():
     assert len(losses) == fit.epochs_run + 1 and losses[-1] < losses[0]
     best = min(range(len(losses)), key=losses.__getitem__)
     assert best > 0 and fit.best_val_iia == fit.history[best]["val_iia"]
-    from causalab.train import _validate  # the map left in place is the lowest-loss one
-
-    assert _validate(target, site, phi, part, task, va, with_loss=True)[1] == pytest.approx(losses[best], rel=1e-5)
+    # the map left in place is the lowest-loss one
+    assert cl.evaluate(target, site, phi, part, task, va, with_loss=True).loss == pytest.approx(losses[best], rel=1e-5)
     with pytest.raises(FitError, match="monitor"):
         cl.FitConfig(monitor="accuracy")
