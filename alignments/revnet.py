@@ -18,18 +18,8 @@ from torch import nn
 
 from alignments.standardize import StandardizableMap
 from causalab.errors import AlignmentError
+from causalab.neural.mlp import relu_mlp
 from causalab.registry import register_alignment
-
-
-def relu_mlp(d_in: int, hidden: int, d_out: int, depth: int) -> nn.Sequential:
-    """``d_in -> hidden (-> hidden ...) -> d_out`` with ``depth`` ReLU hidden layers."""
-    layers: list[nn.Module] = []
-    width = d_in
-    for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.ReLU()]
-        width = hidden
-    layers.append(nn.Linear(width, d_out))
-    return nn.Sequential(*layers)
 
 
 class AdditiveCoupling(nn.Module):

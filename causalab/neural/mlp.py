@@ -17,19 +17,24 @@ from causalab.errors import ConfigError, SiteError
 from causalab.neural.target import Site, Target
 
 
+def relu_mlp(d_in: int, hidden: int, d_out: int, depth: int) -> nn.Sequential:
+    """``d_in -> hidden (-> hidden ...) -> d_out`` with ``depth`` ReLU hidden layers."""
+    layers: list[nn.Module] = []
+    width = d_in
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, d_out))
+    return nn.Sequential(*layers)
+
+
 class MLPTarget(Target):
     """``depth`` hidden layers of ``Linear + ReLU`` and a linear read-out. Sites: hidden layers 1..depth."""
 
     def __init__(self, input_width: int, hidden: int = 16, depth: int = 3, n_classes: int = 2) -> None:
         super().__init__()
         self.config = {"input_width": input_width, "hidden": hidden, "depth": depth, "n_classes": n_classes}
-        layers: list[nn.Module] = []
-        width = input_width
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        layers.append(nn.Linear(width, n_classes))
-        self.net = nn.Sequential(*layers)
+        self.net = relu_mlp(input_width, hidden, n_classes, depth)
         self.depth = depth
         self.hidden_width = hidden
 
