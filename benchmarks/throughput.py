@@ -244,7 +244,7 @@ def setup_lm(spec: str, batch: int, paths, seed: int = 0, size: str = "31m", lay
     if "causalab" in paths:
         base_inputs = {"input_ids": base_ids}
         base_inputs = target.resume_inputs(base_inputs, site)
-        pairs = PreparedPairs(base_inputs, hidden_states(target, {"input_ids": base_ids}, site),
+        pairs = PreparedPairs(base_inputs, hidden_states(target, base_inputs, site),
                               {"V": hidden_states(target, {"input_ids": src_ids}, site)}, labels,
                               torch.zeros(n, dtype=torch.long), [("V",)])
         phi_c, opt_c = fresh_map("causalab")
@@ -338,7 +338,7 @@ def job_scale(size, spec, layer, batch, n_train, n_val, epochs, seq, vocab) -> d
         ids, src = torch.randint(0, vocab, (n, seq), generator=g), torch.randint(0, vocab, (n, seq), generator=g)
         # a learnable counterfactual label: the source's token at the last position
         base_inputs = target.resume_inputs({"input_ids": ids}, site)
-        return PreparedPairs(base_inputs, hidden_states(target, {"input_ids": ids}, site, 256),
+        return PreparedPairs(base_inputs, hidden_states(target, base_inputs, site, 256),
                              {"V": hidden_states(target, {"input_ids": src}, site, 256)}, src[:, -1].clone(),
                              torch.zeros(n, dtype=torch.long), [("V",)])
 

@@ -194,15 +194,20 @@ def test_resume_from_the_cached_stream_matches_the_full_forward(arch):
     lm = random_lm(len(data.VOCAB), arch=arch, size="tiny", seed=0, tokenizer=ioi.tokenizer())
     site = Site(1, "last")
     pairs = prepare(lm, site, task, task.counterfactuals(96, torch.Generator().manual_seed(0)))
-    assert f"stream_{site.layer}" in pairs.base_inputs
-    plain = {k: v for k, v in pairs.base_inputs.items() if not k.startswith("stream_")}
+    assert f"stream_{site.layer}" in pairs.base_inputs and f"kv_{site.layer}" in pairs.base_inputs
+    plain = {k: v for k, v in pairs.base_inputs.items() if not k.startswith(("stream_", "kv_"))}
+    stream_only = {k: v for k, v in pairs.base_inputs.items() if not k.startswith("kv_")}
+    # the base hidden states read from the cached stream equal a forward pass's
+    assert torch.equal(pairs.h_base, lm.hidden(plain, site))
     torch.manual_seed(0)
     phi = RotationMap(lm.width(site))
     part = Partition({"pattern": range(8)}, lm.width(site))
     h = interchange(phi, pairs.h_base, pairs.h_sources, part)
     with torch.no_grad():
         fast, slow = lm.patched_logits(pairs.base_inputs, site, h), lm.patched_logits(plain, site, h)
+        no_kv = lm.patched_logits(stream_only, site, h)
     assert torch.allclose(fast, slow, atol=1e-5)
+    assert torch.allclose(fast, no_kv, atol=1e-5)
     resumed = evaluate(lm, site, phi, part, task, pairs)
     pairs.base_inputs = plain
     assert evaluate(lm, site, phi, part, task, pairs).overall.correct == resumed.overall.correct
@@ -219,3 +224,25 @@ def test_trained_model_sizes_keep_separate_folders(tmp_path):
     with pytest.raises(ConfigError, match="unknown LM size '7b'"):
         ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, size="7b", cache=tmp_path)
     assert ioi.TRAIN_RECIPE["size"] == "small" and "4x128" in ioi.TRAIN_RECIPES
+
+
+def test_key_value_cache_respects_its_budget(monkeypatch):
+    """CAUSALAB_KV_CACHE_MB bounds the per-dataset key/value cache; 0 turns it off; nonsense is refused."""
+    from causalab.train import prepare
+
+    task = ioi.ioi_pattern_task()
+    lm = random_lm(len(data.VOCAB), arch="gpt_neox", size="tiny", seed=0, tokenizer=ioi.tokenizer())
+    site = Site(1, "last")
+    d = task.counterfactuals(32, torch.Generator().manual_seed(0))
+    pairs = prepare(lm, site, task, d)
+    kv = pairs.base_inputs["kv_1"]
+    first = int(pairs.base_inputs["pos_last"].min())
+    assert kv.shape[:3] == (32, lm.n_layers - 1, 2) and kv.shape[-2] == first
+    monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", "0")
+    assert "kv_1" not in prepare(lm, site, task, d).base_inputs
+    monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", "lots")
+    with pytest.raises(ConfigError, match="CAUSALAB_KV_CACHE_MB must be a number"):
+        prepare(lm, site, task, d)
+    # the top layer has no block above it: nothing to cache
+    monkeypatch.delenv("CAUSALAB_KV_CACHE_MB")
+    assert "kv_2" not in prepare(lm, Site(2, "last"), task, d).base_inputs

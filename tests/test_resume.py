@@ -10,7 +10,13 @@ transformers = pytest.importorskip("transformers")
 from causalab import FitConfig, Partition, Site, Target, Task, evaluate, fit_alignment, make_alignment, prepare  # noqa: E402
 from causalab.causal.algorithm import Algorithm  # noqa: E402
 from causalab.errors import ArchitectureError, SiteError  # noqa: E402
-from causalab.neural.resume import hooked_logits, residual_stream, resume_logits, supports_resume  # noqa: E402
+from causalab.neural.resume import (  # noqa: E402
+    hooked_logits,
+    prefix_keys_values,
+    residual_stream,
+    resume_logits,
+    supports_resume,
+)
 
 VOCAB, WIDTH, LAYERS, SEQ = 61, 32, 3, 7
 
@@ -59,6 +65,40 @@ def test_resume_matches_hooked_forward(kind, padded):
             same = resume_logits(model, layer, stream, pos, stream[torch.arange(6), pos], attention_mask=mask)
             plain = model(ids, attention_mask=mask).logits[:, -1]
         assert torch.allclose(same, plain, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["gpt_neox", "gpt2"])
+@pytest.mark.parametrize("padded", [False, True])
+def test_cached_prefix_keys_values_give_the_same_logits_and_gradients(kind, padded):
+    model = tiny_lm(kind)
+    g = torch.Generator().manual_seed(4)
+    ids = torch.randint(0, VOCAB, (5, SEQ), generator=g)
+    mask = None
+    if padded:
+        mask = torch.ones(5, SEQ, dtype=torch.long)
+        mask[1, :2] = 0
+    for layer in (0, 1, 2):
+        stream = residual_stream(model, ids, layer, attention_mask=mask)
+        positions = torch.tensor([6, 4, 5, 6, 3])
+        for length in (1, 3):  # a prefix shorter than the batch's first patch, and one reaching it
+            kv = prefix_keys_values(model, stream, layer, length, attention_mask=mask)
+            assert kv.shape[:3] == (5, LAYERS - layer, 2) and kv.shape[-2] == length
+            grads, logits = [], []
+            for prefix in (None, kv):
+                h = torch.randn(5, WIDTH, generator=torch.Generator().manual_seed(5)).requires_grad_(True)
+                out = resume_logits(model, layer, stream, positions, h, attention_mask=mask, prefix_kv=prefix)
+                out[:, :7].square().sum().backward()
+                logits.append(out.detach())
+                grads.append(h.grad)
+            assert torch.allclose(logits[0], logits[1], atol=1e-5, rtol=0), (layer, length)
+            assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=0), (layer, length)
+    kv = prefix_keys_values(model, stream, 2, 3)
+    with pytest.raises(SiteError, match="past the first patched or read position 2"):
+        resume_logits(model, 2, stream, torch.tensor([6, 2, 5, 6, 3]), torch.randn(5, WIDTH), prefix_kv=kv)
+    with pytest.raises(SiteError, match="prefix_kv must be"):
+        resume_logits(model, 1, stream, 6, torch.randn(5, WIDTH), prefix_kv=kv)
+    with pytest.raises(SiteError, match="must cover 1.."):
+        prefix_keys_values(model, stream, 2, 0)
 
 
 def test_resume_gradients_match_hooked_forward():

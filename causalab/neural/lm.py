@@ -153,6 +153,9 @@ class LMTarget(Target):
     def hidden(self, inputs: Any, site: Site) -> torch.Tensor:
         site = self.check_site(site)
         pos = self.token_positions(inputs, site.position)
+        stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
+        if stream is not None:  # cached by resume_inputs: no forward pass
+            return stream[torch.arange(stream.shape[0], device=stream.device), pos.to(stream.device)]
         got: dict[str, torch.Tensor] = {}
 
         def read(module, args, output):
@@ -182,20 +185,33 @@ class LMTarget(Target):
     def resume_inputs(self, inputs: Any, site: Site, batch_size: int = 256) -> Any:
         """Cache the residual stream after the site's block once per dataset, so that fitting resumes from it.
 
+        Also cached, if it fits in ``CAUSALAB_KV_CACHE_MB`` (default 4096): the upper
+        blocks' keys and values of the positions before every row's patched and read
+        positions, which no interchange changes (:func:`~causalab.neural.resume.prefix_keys_values`).
         Only for the hook engine on architectures :mod:`causalab.neural.resume` covers
         (GPT-NeoX, GPT-2); other models keep the full forward with a hook.
         """
-        from causalab.neural.resume import residual_stream, supports_resume
+        from causalab.neural.resume import prefix_keys_values, residual_stream, supports_resume
 
         site = self.check_site(site)
         if self.engine != "hook" or not supports_resume(self.model):
             return inputs
         ids = self.input_ids(inputs)
         out = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
+        chunks = range(0, len(ids), batch_size)
         with torch.no_grad():
-            out[f"stream_{site.layer}"] = torch.cat(
-                [residual_stream(self.model, ids[i : i + batch_size], site.layer) for i in range(0, len(ids), batch_size)]
-            )
+            stream = torch.cat([residual_stream(self.model, ids[i : i + batch_size], site.layer) for i in chunks])
+        out[f"stream_{site.layer}"] = stream
+        n, _, width = stream.shape
+        upper = self.n_layers - site.layer
+        if n and upper:
+            first = torch.minimum(self.token_positions(inputs, site.position), self.token_positions(inputs, "last"))
+            length = int(first.min())
+            size_mb = n * upper * 2 * length * width * stream.element_size() / 2**20
+            if length > 0 and size_mb <= kv_cache_budget_mb():
+                out[f"kv_{site.layer}"] = torch.cat(
+                    [prefix_keys_values(self.model, stream[i : i + batch_size], site.layer, length) for i in chunks]
+                )
         return out
 
     def patched_logits(self, inputs: Any, site: Site, h: torch.Tensor, engine: str | None = None) -> torch.Tensor:
@@ -210,7 +226,8 @@ class LMTarget(Target):
             from causalab.neural.resume import resume_logits
 
             return resume_logits(self.model, site.layer, stream, self.token_positions(inputs, site.position), h,
-                                 read_positions=self.token_positions(inputs, "last"))
+                                 read_positions=self.token_positions(inputs, "last"),
+                                 prefix_kv=inputs.get(f"kv_{site.layer}"))
         if engine == "pyvene":
             from causalab.neural.pyvene_engine import pyvene_patched_logits
 
@@ -265,6 +282,18 @@ def random_lm(vocab_size: int, *, arch: str = "gpt_neox", size: str = "14m", see
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config).to(dtype).eval()
     return LMTarget(model, tokenizer, engine=engine).freeze()
+
+
+def kv_cache_budget_mb() -> float:
+    """Largest per-dataset key/value cache :meth:`LMTarget.resume_inputs` keeps (``CAUSALAB_KV_CACHE_MB``, MiB)."""
+    raw = os.environ.get("CAUSALAB_KV_CACHE_MB", "4096")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"CAUSALAB_KV_CACHE_MB must be a number of MiB, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"CAUSALAB_KV_CACHE_MB must be >= 0 (0 turns the cache off), got {raw!r}")
+    return value
 
 
 def cache_dir() -> Path:

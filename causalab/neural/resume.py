@@ -8,9 +8,11 @@ blocks ``L+1..N``, the final norm and the unembedding (:func:`resume_logits`).
 Two savings over a full forward pass, both exact:
 
 * positions before the earliest patched (and read) position of the batch do not
-  depend on ``h'``; they run once per step without autograd and only hand their
-  keys and values to the later positions (a key/value cache, as in generation).
-  At the last token this leaves one position per upper block on the autograd tape;
+  depend on ``h'``; they run without autograd and only hand their keys and values
+  to the later positions (a key/value cache, as in generation). At the last token
+  this leaves one position per upper block on the autograd tape. Their keys and
+  values can be computed once per dataset too (:func:`prefix_keys_values`), up to
+  the earliest patched or read position of the whole dataset;
 * the unembedding runs on the read position only, not on every position.
 
 A small :class:`Architecture` adapter per model family (GPT-NeoX, GPT-2) knows how
@@ -193,12 +195,21 @@ def additive_causal_mask(
 
 
 class _KeyValues:
-    """Keys and values of already-computed positions, per block: the one method blocks call on a cache."""
+    """Keys and values of already-computed positions, per block: the one method blocks call on a cache.
 
-    def __init__(self) -> None:
+    ``prefix`` (optional, ``(B, blocks, 2, heads, P, head_dim)``) holds the first ``P``
+    positions' keys and values of the blocks in call order, as :func:`prefix_keys_values`
+    stores them; the first call of each block starts from its entry.
+    """
+
+    def __init__(self, prefix: torch.Tensor | None = None) -> None:
         self.store: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.prefix = prefix
 
     def update(self, keys: torch.Tensor, values: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any):
+        if layer_idx not in self.store and self.prefix is not None:
+            i = len(self.store)
+            self.store[layer_idx] = (self.prefix[:, i, 0].to(keys.dtype), self.prefix[:, i, 1].to(values.dtype))
         if layer_idx in self.store:
             k0, v0 = self.store[layer_idx]
             keys, values = torch.cat([k0, keys], dim=-2), torch.cat([v0, values], dim=-2)
@@ -232,6 +243,39 @@ def residual_stream(
     return x
 
 
+@torch.no_grad()
+def prefix_keys_values(
+    model: nn.Module,
+    hidden: torch.Tensor,
+    layer: int,
+    length: int,
+    attention_mask: torch.Tensor | None = None,
+    position_ids: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Keys and values of positions ``0..length-1`` in every block above ``layer``, for :func:`resume_logits`.
+
+    ``hidden`` is the residual stream after block ``layer`` (:func:`residual_stream`).
+    Positions before every row's patched and read positions do not depend on the
+    patch, so their keys and values can be computed once per dataset instead of once
+    per step. Returns ``(B, blocks above layer, 2, heads, length, head_dim)``.
+    """
+    arch = architecture(model)
+    blocks = arch.blocks(model)
+    _check_layer(model, layer, len(blocks))
+    B, T, _ = hidden.shape
+    if not 0 < length <= T:
+        raise SiteError(f"the cached prefix must cover 1..{T} positions, got {length}")
+    if position_ids is None:
+        position_ids = _default_position_ids(T, hidden.device)
+    kv = _KeyValues()
+    x = hidden[:, :length]
+    mask = additive_causal_mask(0, length, length, attention_mask, hidden.dtype, hidden.device)
+    ctx = arch.slice_positions(arch.positions(model, hidden, position_ids), 0, length)
+    for block in blocks[layer:]:
+        x = arch.call_block(block, x, mask, ctx, kv)
+    return torch.stack([torch.stack(pair, dim=1) for pair in kv.store.values()], dim=1)
+
+
 def resume_logits(
     model: nn.Module,
     layer: int,
@@ -241,12 +285,16 @@ def resume_logits(
     attention_mask: torch.Tensor | None = None,
     position_ids: torch.Tensor | None = None,
     read_positions: torch.Tensor | int | None = None,
+    prefix_kv: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Logits ``(B, vocab)`` at ``read_positions`` (default: the last) after patching and resuming.
 
     ``hidden`` is the base inputs' residual stream after block ``layer`` (from
     :func:`residual_stream`), ``positions`` the patched position of each row, ``h``
     the ``(B, d)`` vectors written there. Gradients flow to ``h`` only.
+    ``prefix_kv`` (optional, from :func:`prefix_keys_values`) holds the upper blocks'
+    keys and values of the first positions, which are then not recomputed; it must
+    not reach past any row's patched or read position.
     """
     arch = architecture(model)
     blocks = arch.blocks(model)
@@ -263,12 +311,22 @@ def resume_logits(
     start = int(torch.minimum(positions, read).min()) if B else 0
     context = arch.positions(model, hidden, position_ids)
     upper = blocks[layer:]
-    kv = _KeyValues()
-    if start > 0:  # positions before the first patch: no autograd, only their keys and values are kept
+    cached = 0
+    if prefix_kv is not None and B:
+        cached = prefix_kv.shape[-2]
+        if prefix_kv.dim() != 6 or prefix_kv.shape[:3] != (B, len(upper), 2):
+            raise SiteError(
+                f"prefix_kv must be ({B}, {len(upper)}, 2, heads, positions, head_dim) for {B} rows and "
+                f"{len(upper)} blocks above layer {layer}, got {tuple(prefix_kv.shape)}"
+            )
+        if cached > start:
+            raise SiteError(f"prefix_kv covers {cached} positions, past the first patched or read position {start}")
+    kv = _KeyValues(prefix_kv if cached else None)
+    if start > cached:  # positions before the first patch: no autograd, only their keys and values are kept
         with torch.no_grad():
-            x = hidden[:, :start]
-            mask = additive_causal_mask(0, start, start, attention_mask, hidden.dtype, hidden.device)
-            ctx = arch.slice_positions(context, 0, start)
+            x = hidden[:, cached:start]
+            mask = additive_causal_mask(cached, start, start, attention_mask, hidden.dtype, hidden.device)
+            ctx = arch.slice_positions(context, cached, start)
             for block in upper:
                 x = arch.call_block(block, x, mask, ctx, kv)
     here = (torch.arange(start, T, device=hidden.device)[None, :] == positions[:, None]).unsqueeze(-1)
