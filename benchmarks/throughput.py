@@ -413,7 +413,11 @@ def scale(args) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     from causalab.neural.lm import SIZES
 
+    failed = None
     for size in args.sizes:
+        if failed:  # a larger model only takes longer
+            print(f"| {size} | {SIZES[size][0]} | {SIZES[size][1]} | - | - | - | - | not run: {failed} failed | - | - |")
+            continue
         layer = max(1, SIZES[size][0] // 2)
         for spec in ("rotation", "revnet:blocks=8,hidden=64"):
             print(f"[scale {size} {spec}] ...", file=sys.stderr, flush=True)
@@ -421,8 +425,10 @@ def scale(args) -> int:
                              "n_train": args.scale_train, "n_val": args.scale_val, "epochs": args.scale_epochs,
                              "seq": 20, "vocab": args.vocab}, timeout=args.budget)
             if "error" in res:
-                print(f"| {size} | {SIZES[size][0]} | {SIZES[size][1]} | {layer} | {spec} | - | - | {res['error']} | - | - |")
-                continue
+                print(f"| {size} | {SIZES[size][0]} | {SIZES[size][1]} | {layer} | {spec} | - | - | {res['error']} | - | - |",
+                      flush=True)
+                failed = f"{size} {spec}"
+                break
             print(f"| {size} | {res['layers']} | {res['width']} | {layer} | {spec} | {res['steps']} | {res['prepare_s']:.0f} "
                   f"| {res['total_s']:.0f} | {res['peak_mb']:.0f} | {res['val_iia']:.3f} |", flush=True)
     print(f"\nfit: {args.scale_train} train / {args.scale_val} val pairs, {args.scale_epochs} epochs, batch "
@@ -439,7 +445,8 @@ def main(argv=None) -> int:
     p.add_argument("--mlp-steps", type=int, default=10, help="steps per round, MLP case")
     p.add_argument("--lm-steps", type=int, default=10, help="steps per round, LM case")
     p.add_argument("--scale", action="store_true", help="run the scale probe instead")
-    p.add_argument("--sizes", nargs="+", default=["14m", "31m", "70m", "160m", "410m"])
+    p.add_argument("--sizes", nargs="+", default=["14m", "31m", "70m", "160m", "410m", "1b", "1.4b"],
+                   help="sizes to probe, smallest first: the first fit over budget ends the probe")
     p.add_argument("--budget", type=float, default=600.0, help="seconds per scale fit")
     p.add_argument("--scale-train", type=int, default=1024)
     p.add_argument("--scale-val", type=int, default=256)

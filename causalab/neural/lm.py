@@ -37,6 +37,8 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
     "70m": (6, 512, 8, 2048),
     "160m": (12, 768, 12, 3072),
     "410m": (24, 1024, 16, 4096),
+    "1b": (16, 2048, 8, 8192),
+    "1.4b": (24, 2048, 16, 8192),
 }
 POSITIONS = ("last", "s2", "io")
 
@@ -209,9 +211,13 @@ class LMTarget(Target):
             length = int(first.min())
             size_mb = n * upper * 2 * length * width * stream.element_size() / 2**20
             if length > 0 and size_mb <= kv_cache_budget_mb():
-                out[f"kv_{site.layer}"] = torch.cat(
-                    [prefix_keys_values(self.model, stream[i : i + batch_size], site.layer, length) for i in chunks]
-                )
+                kv = None
+                for i in chunks:  # filled in place: no second copy of the whole cache
+                    part = prefix_keys_values(self.model, stream[i : i + batch_size], site.layer, length)
+                    if kv is None:
+                        kv = part.new_empty((n, *part.shape[1:]))
+                    kv[i : i + len(part)] = part
+                out[f"kv_{site.layer}"] = kv
         return out
 
     def patched_logits(self, inputs: Any, site: Site, h: torch.Tensor, engine: str | None = None) -> torch.Tensor:
