@@ -39,17 +39,23 @@ def tiny_lm(kind: str, seed: int = 0):
     return model.eval()
 
 
+def tokens(n: int, g: torch.Generator, left_pads: dict[int, int] | None = None):
+    """``n`` random sequences and, with ``left_pads`` (row -> padded positions), their attention mask."""
+    ids = torch.randint(0, VOCAB, (n, SEQ), generator=g)
+    if left_pads is None:
+        return ids, None
+    mask = torch.ones(n, SEQ, dtype=torch.long)
+    for row, k in left_pads.items():
+        mask[row, :k] = 0
+    return ids, mask
+
+
 @pytest.mark.parametrize("kind", ["gpt_neox", "gpt2"])
 @pytest.mark.parametrize("padded", [False, True])
 def test_resume_matches_hooked_forward(kind, padded):
     model = tiny_lm(kind)
     g = torch.Generator().manual_seed(1)
-    ids = torch.randint(0, VOCAB, (6, SEQ), generator=g)
-    mask = None
-    if padded:  # left padding on two rows
-        mask = torch.ones(6, SEQ, dtype=torch.long)
-        mask[0, :2] = 0
-        mask[3, :1] = 0
+    ids, mask = tokens(6, g, {0: 2, 3: 1} if padded else None)
     for layer in range(LAYERS + 1):
         stream = residual_stream(model, ids, layer, attention_mask=mask)
         for positions in (torch.full((6,), SEQ - 1), torch.tensor([0, 3, 6, 2, 5, 4]), torch.full((6,), 2)):
@@ -71,12 +77,7 @@ def test_resume_matches_hooked_forward(kind, padded):
 @pytest.mark.parametrize("padded", [False, True])
 def test_cached_prefix_keys_values_give_the_same_logits_and_gradients(kind, padded):
     model = tiny_lm(kind)
-    g = torch.Generator().manual_seed(4)
-    ids = torch.randint(0, VOCAB, (5, SEQ), generator=g)
-    mask = None
-    if padded:
-        mask = torch.ones(5, SEQ, dtype=torch.long)
-        mask[1, :2] = 0
+    ids, mask = tokens(5, torch.Generator().manual_seed(4), {1: 2} if padded else None)
     for layer in (0, 1, 2):
         stream = residual_stream(model, ids, layer, attention_mask=mask)
         positions = torch.tensor([6, 4, 5, 6, 3])
