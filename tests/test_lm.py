@@ -246,3 +246,17 @@ def test_key_value_cache_respects_its_budget(monkeypatch):
     # the top layer has no block above it: nothing to cache
     monkeypatch.delenv("CAUSALAB_KV_CACHE_MB")
     assert "kv_2" not in prepare(lm, Site(2, "last"), task, d).base_inputs
+
+
+def test_left_padded_inputs_are_refused_by_name():
+    """LM targets read the last real token and run without the mask: padding must be on the right."""
+    lm = random_lm(len(data.VOCAB), arch="gpt_neox", size="tiny", seed=0)
+    ids = torch.randint(1, len(data.VOCAB), (3, 6), generator=torch.Generator().manual_seed(0))
+    right = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 5 + [0]])
+    site = Site(1, "last")
+    assert lm.token_positions({"input_ids": ids, "attention_mask": right}, "last").tolist() == [5, 3, 4]
+    assert lm.hidden({"input_ids": ids, "attention_mask": right}, site).shape == (3, lm.hidden_width)
+    left = right.flip(1)
+    for call in (lambda x: lm.hidden(x, site), lm.logits, lambda x: lm.resume_inputs(x, site)):
+        with pytest.raises(ConfigError, match="row 1 of the attention mask has padding before a real token"):
+            call({"input_ids": ids, "attention_mask": left})
