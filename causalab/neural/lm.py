@@ -138,8 +138,9 @@ class LMTarget(Target):
         """``(B,)`` token indices of ``position`` in each row."""
         ids = self.input_ids(inputs)
         mask = inputs.get("attention_mask") if isinstance(inputs, Mapping) else None
-        if mask is not None and mask.shape[-1] > 1 and bool((mask[:, 1:] > mask[:, :-1]).any()):
-            row = int((mask[:, 1:] > mask[:, :-1]).any(1).nonzero()[0])
+        padded_before = None if mask is None else (mask[:, 1:] > mask[:, :-1]).any(1)
+        if padded_before is not None and bool(padded_before.any()):
+            row = int(padded_before.nonzero()[0])
             raise ConfigError(
                 f"row {row} of the attention mask has padding before a real token: LM targets run without the "
                 "mask and read the last real token, so pad on the right (tokenizer.padding_side = 'right')"

@@ -268,12 +268,28 @@ def prefix_keys_values(
     if position_ids is None:
         position_ids = _default_position_ids(T, hidden.device)
     kv = _KeyValues()
-    x = hidden[:, :length]
-    mask = additive_causal_mask(0, length, length, attention_mask, hidden.dtype, hidden.device)
-    ctx = arch.slice_positions(arch.positions(model, hidden, position_ids), 0, length)
-    for block in blocks[layer:]:
-        x = arch.call_block(block, x, mask, ctx, kv)
+    context = arch.positions(model, hidden, position_ids)
+    _fill_keys_values(arch, blocks[layer:], hidden, 0, length, attention_mask, context, kv)
     return torch.stack([torch.stack(pair, dim=1) for pair in kv.store.values()], dim=1)
+
+
+@torch.no_grad()
+def _fill_keys_values(
+    arch: Architecture,
+    blocks: Any,
+    hidden: torch.Tensor,
+    start: int,
+    stop: int,
+    attention_mask: torch.Tensor | None,
+    context: Any,
+    kv: _KeyValues,
+) -> None:
+    """Run positions ``start..stop-1`` of ``hidden`` through ``blocks`` without autograd, only to fill ``kv``."""
+    x = hidden[:, start:stop]
+    mask = additive_causal_mask(start, stop, stop, attention_mask, hidden.dtype, hidden.device)
+    ctx = arch.slice_positions(context, start, stop)
+    for block in blocks:
+        x = arch.call_block(block, x, mask, ctx, kv)
 
 
 def resume_logits(
@@ -323,12 +339,7 @@ def resume_logits(
             raise SiteError(f"prefix_kv covers {cached} positions, past the first patched or read position {start}")
     kv = _KeyValues(prefix_kv if cached else None)
     if start > cached:  # positions before the first patch: no autograd, only their keys and values are kept
-        with torch.no_grad():
-            x = hidden[:, cached:start]
-            mask = additive_causal_mask(cached, start, start, attention_mask, hidden.dtype, hidden.device)
-            ctx = arch.slice_positions(context, cached, start)
-            for block in upper:
-                x = arch.call_block(block, x, mask, ctx, kv)
+        _fill_keys_values(arch, upper, hidden, cached, start, attention_mask, context, kv)
     here = (torch.arange(start, T, device=hidden.device)[None, :] == positions[:, None]).unsqueeze(-1)
     x = torch.where(here, h.to(hidden.dtype).unsqueeze(1), hidden[:, start:])
     mask = additive_causal_mask(start, T, T, attention_mask, hidden.dtype, hidden.device)
