@@ -12,7 +12,6 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[test]"
-	$(BIN)/pip install -q --no-deps "pyvene==0.1.8"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,7 +1,5 @@
 """causalab: align symbolic algorithms to neural networks and measure interchange-intervention accuracy."""
 
-import torch as _torch
-
 from causalab.alignment import AlignmentMap
 from causalab.causal import Algorithm, CounterfactualDataset, Task, sample_counterfactuals
 from causalab.errors import CausalabError
@@ -17,9 +15,6 @@ from causalab.registry import (
     register_alignment,
 )
 from causalab.train import FitConfig, evaluate, fit_alignment, prepare
-
-# One thread per process: several times faster than two on small models. Parallelise across runs.
-_torch.set_num_threads(1)
 
 __version__ = "0.1.0"
 

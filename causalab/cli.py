@@ -11,15 +11,15 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
 
 from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
-from causalab.experiments.dilemma import EXPERIMENTS
+from causalab.dilemma import EXPERIMENTS
 from causalab.experiments.grid import load_sweep
 from causalab.experiments.runner import run_experiment
 from causalab.experiments.validate import validate_all
 from causalab.registry import ALGORITHMS, ALIGNMENTS, import_plugin, knobs_of
+from causalab.threads import use_threads
 
 DEFAULT_ALGORITHMS = "both_equality_relations,left_equality_relation,identity_of_first_argument"
 GRID_OPTIONS = ("algorithm", "alignment", "target", "layer", "seed", "target_option")
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target-option", action="append", help="key=value passed to the target builder, e.g. size=14m, arch=gpt2, step=400")
     run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="(default: float32)")
     run.add_argument("--device", default=None, help="cpu (default) or cuda")
-    run.add_argument("--threads", type=int, default=1, help="torch threads in this process (default: 1)")
+    run.add_argument("--threads", type=int, default=None, help="torch threads in this process (default: $CAUSALAB_THREADS, else 1)")
     run.add_argument("--json", type=Path, help="also write one JSON record per run to this file")
 
     sw = sub.add_parser("sweep", help="run a TOML sweep into an append-only results file (resumes: recorded runs are skipped)")
@@ -189,7 +189,7 @@ def _file_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(max(1, args.threads))
+    use_threads(args.threads)
     if args.profile and not args.config:
         raise CausalabError("--profile needs --config FILE.toml")
     configs = _file_configs(args) if args.config else _grid_configs(args)
@@ -232,7 +232,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from causalab.experiments.store import ResultStore
     from causalab.experiments.sweep import SweepEvent, run_sweep
 
-    torch.set_num_threads(1)
+    use_threads()
     if args.address and args.executor != "ray":
         raise CausalabError("--address is for --executor ray")
     spec = load_sweep(args.file, args.profile)
@@ -280,9 +280,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_dilemma(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from causalab.experiments.dilemma import run_dilemma
+    from causalab.dilemma import run_dilemma
 
-    torch.set_num_threads(1)
+    use_threads()
     bars: dict[str, Any] = {}
 
     def progress(experiment: str, event) -> None:

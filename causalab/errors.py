@@ -77,5 +77,35 @@ class ConfigError(CausalabError, ValueError):
     """An experiment configuration names something invalid."""
 
 
+class ConfigFieldError(ConfigError):
+    """A config field holds an invalid value; ``field`` names it (dotted for nested fields).
+
+    ``cause`` is the error of the piece that failed to build (a :class:`SiteError` for a
+    bad layer, a :class:`RegistryError` for an unknown family), when there was one.
+    """
+
+    def __init__(self, field: str, message: str, cause: CausalabError | None = None) -> None:
+        self.field = field
+        self.detail = message
+        self.cause = cause
+        super().__init__(f"config field {field!r}: {message}")
+
+    def __reduce__(self):  # picklable across worker processes
+        return (type(self), (self.field, self.detail, self.cause))
+
+
 class ScoreError(CausalabError, ValueError):
     """A generalisation-aware score was asked for something it cannot measure (see ``causalab.scores``)."""
+
+
+# --- experiments -----------------------------------------------------------------
+class StoreError(CausalabError, ValueError):
+    """A results file that cannot be read (a corrupt line other than a truncated last one)."""
+
+
+class SweepError(CausalabError, RuntimeError):
+    """A sweep could not run (an executor that is not available, a run that failed with ``stop_on_error``)."""
+
+
+class ReportError(CausalabError, ValueError):
+    """A report was asked for something the records do not hold (an unknown field, no records)."""

@@ -7,8 +7,8 @@ import pytest
 import algorithms  # noqa: F401  (registers the tasks)
 import alignments  # noqa: F401  (registers the maps)
 from causalab.errors import ConfigError
-from causalab.experiments.config import ConfigFieldError
-from causalab.experiments.dilemma import EXPERIMENTS, PROFILES, configs_dir, load_profile, run_dilemma
+from causalab.errors import ConfigFieldError
+from causalab.dilemma import EXPERIMENTS, PROFILES, configs_dir, load_profile, run_dilemma
 from causalab.experiments.store import load_records
 
 

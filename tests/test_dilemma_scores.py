@@ -2,7 +2,7 @@
 
 import pytest
 
-from causalab.experiments.dilemma_scores import SOURCES, record_groups, record_measurement, write_scores
+from causalab.dilemma.scores import SOURCES, record_groups, record_measurement, write_scores
 from causalab.metrics import IIAResult, Score
 from causalab.scores import Measurement, selectivity
 from causalab.train import FitResult

@@ -16,11 +16,13 @@ import torch
 
 from causalab.errors import ConfigError
 from causalab.experiments import sweep as sweep_module
-from causalab.experiments.config import ConfigFieldError, ExperimentConfig
+from causalab.errors import ConfigFieldError
+from causalab.experiments.config import ExperimentConfig
 from causalab.experiments.grid import expand_grid, load_configs, load_sweep
 from causalab.experiments.report import layer_table, summarize, summary_table, write_report
 from causalab.experiments.runner import run_experiment
-from causalab.experiments.store import ResultStore, StoreError
+from causalab.errors import StoreError
+from causalab.experiments.store import ResultStore
 from causalab.experiments.sweep import run_sweep
 from causalab.experiments.validate import validate
 

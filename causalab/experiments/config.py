@@ -9,7 +9,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from causalab.errors import ConfigError
+from causalab.errors import ConfigError, ConfigFieldError
 from causalab.train import MONITORS
 
 TARGET_KINDS = ("trained", "random", "oracle", "pretrained")
@@ -17,18 +17,6 @@ DTYPES = ("float32", "float64")
 # Fields added after results were first recorded, with their defaults: the hash leaves a field
 # out while it is at this default, so adding a field never orphans a results file.
 HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia"}
-
-
-class ConfigFieldError(ConfigError):
-    """A config field holds an invalid value; ``field`` names it (dotted for nested fields)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.detail = message
-        super().__init__(f"config field {field!r}: {message}")
-
-    def __reduce__(self):  # picklable across worker processes
-        return (type(self), (self.field, self.detail))
 
 
 @dataclass

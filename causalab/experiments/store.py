@@ -17,11 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from causalab.errors import CausalabError
-
-
-class StoreError(CausalabError, ValueError):
-    """A results file that cannot be read (a corrupt line other than a truncated last one)."""
+from causalab.errors import StoreError
 
 
 class ResultStore:

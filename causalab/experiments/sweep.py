@@ -18,17 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from causalab.errors import CausalabError
+from causalab.errors import CausalabError, SweepError
 from causalab.experiments.config import ExperimentConfig
 from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
 from causalab.registry import import_plugin
+from causalab.threads import use_threads
 
 EXECUTORS = ("local", "ray")
-
-
-class SweepError(CausalabError, RuntimeError):
-    """A sweep could not run (an executor that is not available, a run that failed with ``stop_on_error``)."""
 
 
 @dataclass
@@ -53,16 +50,15 @@ class SweepSummary:
     seconds: float = 0.0
 
 
-def execute(config: dict[str, Any] | ExperimentConfig, plugins: Sequence[str] = (), threads: int = 1) -> dict[str, Any]:
+def execute(config: dict[str, Any] | ExperimentConfig, plugins: Sequence[str] = (), threads: int | None = None) -> dict[str, Any]:
     """Run one config in this process and return its record (the unit of work every executor ships).
 
     ``run_sweep`` validates every config before it ships any, so the run skips its own check.
+    The process computes with ``threads`` torch threads (default ``$CAUSALAB_THREADS``, else 1).
     """
-    import torch
-
     from causalab.experiments.runner import run_experiment
 
-    torch.set_num_threads(threads)
+    use_threads(threads)
     for module in plugins:
         import_plugin(module)
     if not isinstance(config, ExperimentConfig):
@@ -74,9 +70,7 @@ Outcome = tuple[ExperimentConfig, "dict[str, Any] | BaseException"]
 
 
 def _init_worker(plugins: Sequence[str]) -> None:
-    import torch
-
-    torch.set_num_threads(1)
+    use_threads()
     for module in plugins:
         import_plugin(module)
 

@@ -1,6 +1,7 @@
 """The non-linear representation dilemma (Sutter et al. 2025), reproduced from sweep files.
 
-Each experiment of the paper is one sweep file in ``benchmarks/dilemma/`` with a
+Each experiment of the paper is one sweep file in ``causalab/dilemma/sweeps/`` (installed with the
+package; ``benchmarks/dilemma/`` links to them) with a
 ``quick`` and a ``full`` profile, run by :func:`~causalab.experiments.sweep.run_sweep`
 into its own append-only results file (so a rerun resumes), then reported:
 
@@ -13,7 +14,7 @@ into its own append-only results file (so a rerun resumes), then reported:
   random Pythia-like sizes (full profile only; skipped with a reason when the IOI
   task or LM targets are unavailable);
 - ``scores``: selectivity, out-of-distribution IIA, complexity frontier and sample
-  efficiency for ``mlp_maps`` and ``ioi_progression`` (:mod:`~causalab.experiments.dilemma_scores`).
+  efficiency for ``mlp_maps`` and ``ioi_progression`` (:mod:`~causalab.dilemma.scores`).
 
 :func:`run_dilemma` returns a :class:`DilemmaSummary` with the markdown table, the
 paths of the results files, figures and tables, and the wall time.
@@ -28,13 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from causalab.dilemma.figures import headline_figure, headline_numbers
+from causalab.dilemma.scores import write_scores
 from causalab.errors import CausalabError, ConfigError
 from causalab.experiments.config import ExperimentConfig, read_toml
-from causalab.experiments.dilemma_scores import write_scores
 from causalab.experiments.figures import complexity_figure, progression_figure
 from causalab.experiments.grid import load_sweep
-from causalab.experiments.report import flatten, layer_table, summarize, summary_table, write_csv
+from causalab.experiments.report import layer_table, summary_table
 from causalab.experiments.store import ResultStore
+from causalab.experiments.summary import flatten, summarize, write_csv
 from causalab.experiments.sweep import SweepEvent, run_sweep
 from causalab.experiments.validate import validate_all
 
@@ -92,8 +95,8 @@ class DilemmaSummary:
 
 
 def configs_dir() -> Path:
-    """``benchmarks/dilemma`` of the source tree this package runs from."""
-    return Path(__file__).resolve().parents[2] / "benchmarks" / "dilemma"
+    """The sweep files installed with this package (``causalab/dilemma/sweeps``)."""
+    return Path(__file__).resolve().parent / "sweeps"
 
 
 def load_profile(
@@ -108,7 +111,7 @@ def load_profile(
         raise ConfigError(f"unknown dilemma profile {profile!r}; valid: {', '.join(PROFILES)}")
     folder = Path(folder) if folder is not None else configs_dir()
     if not folder.is_dir():
-        raise ConfigError(f"the dilemma sweep files are not at {folder}; pass configs_dir (benchmarks/dilemma)")
+        raise ConfigError(f"the dilemma sweep files are not at {folder}; pass configs_dir, a folder of sweep files")
     known = {e.name: e for e in EXPERIMENTS}
     names = list(experiments) if experiments is not None else list(known)
     unknown = [n for n in names if n not in known]
@@ -152,7 +155,7 @@ def run_dilemma(
     the headline figure and the combined table in ``out_dir`` itself. ``progress``
     receives the experiment's name and each :class:`SweepEvent`. With ``scores``, the
     generalisation-aware scores of the MLP and IOI experiments follow the IIA tables
-    (:mod:`~causalab.experiments.dilemma_scores`; cached in ``out_dir/scores``).
+    (:mod:`~causalab.dilemma.scores`; cached in ``out_dir/scores``).
     """
     start = time.perf_counter()
     out = Path(out_dir)
@@ -213,71 +216,3 @@ def _report(exp: Experiment, records: list[dict[str, Any]], folder: Path, summar
         for key, path in made.items():
             (summary.figures if path.suffix == ".png" else summary.files)[f"{exp.name}/{key}"] = path
     return f"### {exp.name}\n\n{text}"
-
-
-def headline_numbers(stem: Path) -> dict[str, Path]:
-    return {"dilemma_csv": stem.with_suffix(".csv"), "dilemma_json": stem.with_suffix(".json")}
-
-
-def headline_figure(maps: Sequence[dict[str, Any]], progression: Sequence[dict[str, Any]], stem: Path) -> dict[str, Path]:
-    """One picture of the dilemma at the first algorithm and layer: (a) IIA against map parameters,
-    trained vs random network; (b) IIA across training, one line per map. Numbers beside it."""
-    panels = [(title, recs) for title, recs in (("maps", maps), ("progression", progression)) if recs]
-    if not panels:
-        return {}
-    from causalab.experiments.figures import _pyplot
-
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
-    points: list[dict[str, Any]] = []
-    for ax, (kind, recs) in zip(axes[0], panels):
-        first = flatten(recs[0])
-        alg, layer = first["algorithm"], first["layer"]
-        recs = [r for r in recs if flatten(r)["algorithm"] == alg and flatten(r)["layer"] == layer]
-        if kind == "maps":
-            rows = [s.to_dict() for s in summarize(recs, by=["target", "alignment"], metrics=["iia", "num_parameters"])]
-            for target in dict.fromkeys(r["target"] for r in rows):
-                pts = sorted((r for r in rows if r["target"] == target), key=lambda r: r["num_parameters_mean"])
-                ax.errorbar([r["num_parameters_mean"] for r in pts], [r["iia_mean"] for r in pts],
-                            yerr=[r["iia_std"] for r in pts], marker="o", capsize=3, label=f"{target} MLP")
-                for r in pts:
-                    ax.annotate(_short(r["alignment"]), (r["num_parameters_mean"], r["iia_mean"]), fontsize=7,
-                                textcoords="offset points", xytext=(4, -10))
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(plt.NullFormatter())
-            ax.set_xlabel("alignment-map parameters")
-            ax.set_title(f"(a) {alg}, layer {layer}: trained vs random network", fontsize=9)
-            ax.legend(fontsize=8)
-        else:
-            key = "target_options.checkpoint"
-            rows = [s.to_dict() for s in summarize(recs, by=["alignment", key], metrics=["iia"])]
-            for al in dict.fromkeys(r["alignment"] for r in rows):
-                pts = sorted((r for r in rows if r["alignment"] == al), key=lambda r: r[key])
-                ax.errorbar([r[key] for r in pts], [r["iia_mean"] for r in pts], yerr=[r["iia_std"] for r in pts],
-                            marker="o", capsize=3, label=_short(al))
-            ax.set_xscale("symlog", linthresh=100_000)
-            ax.set_xlabel("MLP training samples seen (0 = random initialisation)")
-            ax.set_title(f"(b) {alg}, layer {layer}: across training", fontsize=9)
-            ax.legend(fontsize=8, title="alignment map", title_fontsize=8)
-        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-        ax.set_ylim(0, 1.05)
-        ax.set_ylabel("test IIA")
-        ax.grid(alpha=0.3)
-        points += [{"panel": kind, "algorithm": alg, "layer": layer, **r} for r in rows]
-    fig.tight_layout()
-    png = stem.with_suffix(".png")
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
-    numbers = headline_numbers(stem)
-    write_csv(numbers["dilemma_csv"], points)
-    numbers["dilemma_json"].write_text(json.dumps({"points": points}, indent=1, default=str))
-    return {"dilemma": png}
-
-
-def _short(alignment: str) -> str:
-    """``revnet:blocks=10,hidden=16`` -> ``revnet(10,16)``, for labels."""
-    if alignment.startswith("revnet:"):
-        knobs = dict(kv.split("=") for kv in alignment.split(":", 1)[1].split(","))
-        return f"revnet({knobs.get('blocks', '?')},{knobs.get('hidden', '?')})"
-    return alignment

@@ -25,7 +25,9 @@ from typing import Any, Callable, Sequence
 
 from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
-from causalab.experiments.report import format_table, write_csv
+from causalab.dilemma.figures import scores_figure
+from causalab.experiments.report import format_table
+from causalab.experiments.summary import write_csv
 from causalab.experiments.runner import build_target
 from causalab.experiments.store import ResultStore
 from causalab.metrics import IIAResult, Score
@@ -320,7 +322,6 @@ def write_scores(
     records: dict[str, list[dict[str, Any]]], skipped: dict[str, str], profile: str, folder: Path
 ) -> ScoresReport:
     """Score every source experiment that has records; say why the others are missing. Writes into ``folder``."""
-    from causalab.experiments.figures import scores_figure
 
     plan = PLANS.get(profile, PLANS["quick"])
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,134 @@
+"""The dilemma's own figures: the headline picture (IIA against map parameters, trained vs random network;
+IIA across training) and the scores (selectivity and OOD gap per map, the sample-efficiency curve),
+each written with the numbers it plots."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from causalab.experiments.figures import pyplot, write_numbers
+from causalab.experiments.summary import flatten, summarize, write_csv
+
+
+def headline_numbers(stem: Path) -> dict[str, Path]:
+    return {"dilemma_csv": stem.with_suffix(".csv"), "dilemma_json": stem.with_suffix(".json")}
+
+
+def headline_figure(maps: Sequence[dict[str, Any]], progression: Sequence[dict[str, Any]], stem: Path) -> dict[str, Path]:
+    """One picture of the dilemma at the first algorithm and layer: (a) IIA against map parameters,
+    trained vs random network; (b) IIA across training, one line per map. Numbers beside it."""
+    panels = [(title, recs) for title, recs in (("maps", maps), ("progression", progression)) if recs]
+    if not panels:
+        return {}
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+    points: list[dict[str, Any]] = []
+    for ax, (kind, recs) in zip(axes[0], panels):
+        first = flatten(recs[0])
+        alg, layer = first["algorithm"], first["layer"]
+        recs = [r for r in recs if flatten(r)["algorithm"] == alg and flatten(r)["layer"] == layer]
+        if kind == "maps":
+            rows = [s.to_dict() for s in summarize(recs, by=["target", "alignment"], metrics=["iia", "num_parameters"])]
+            for target in dict.fromkeys(r["target"] for r in rows):
+                pts = sorted((r for r in rows if r["target"] == target), key=lambda r: r["num_parameters_mean"])
+                ax.errorbar([r["num_parameters_mean"] for r in pts], [r["iia_mean"] for r in pts],
+                            yerr=[r["iia_std"] for r in pts], marker="o", capsize=3, label=f"{target} MLP")
+                for r in pts:
+                    ax.annotate(_short(r["alignment"]), (r["num_parameters_mean"], r["iia_mean"]), fontsize=7,
+                                textcoords="offset points", xytext=(4, -10))
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(plt.NullFormatter())
+            ax.set_xlabel("alignment-map parameters")
+            ax.set_title(f"(a) {alg}, layer {layer}: trained vs random network", fontsize=9)
+            ax.legend(fontsize=8)
+        else:
+            key = "target_options.checkpoint"
+            rows = [s.to_dict() for s in summarize(recs, by=["alignment", key], metrics=["iia"])]
+            for al in dict.fromkeys(r["alignment"] for r in rows):
+                pts = sorted((r for r in rows if r["alignment"] == al), key=lambda r: r[key])
+                ax.errorbar([r[key] for r in pts], [r["iia_mean"] for r in pts], yerr=[r["iia_std"] for r in pts],
+                            marker="o", capsize=3, label=_short(al))
+            ax.set_xscale("symlog", linthresh=100_000)
+            ax.set_xlabel("MLP training samples seen (0 = random initialisation)")
+            ax.set_title(f"(b) {alg}, layer {layer}: across training", fontsize=9)
+            ax.legend(fontsize=8, title="alignment map", title_fontsize=8)
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("test IIA")
+        ax.grid(alpha=0.3)
+        points += [{"panel": kind, "algorithm": alg, "layer": layer, **r} for r in rows]
+    fig.tight_layout()
+    png = stem.with_suffix(".png")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    numbers = headline_numbers(stem)
+    write_csv(numbers["dilemma_csv"], points)
+    numbers["dilemma_json"].write_text(json.dumps({"points": points}, indent=1, default=str))
+    return {"dilemma": png}
+
+
+def _short(alignment: str) -> str:
+    """``revnet:blocks=10,hidden=16`` -> ``revnet(10,16)``, for labels."""
+    if alignment.startswith("revnet:"):
+        knobs = dict(kv.split("=") for kv in alignment.split(":", 1)[1].split(","))
+        return f"revnet({knobs.get('blocks', '?')},{knobs.get('hidden', '?')})"
+    return alignment
+
+
+SCORE_BARS = (("selectivity_network", "vs control networks"), ("selectivity_algorithm", "vs control algorithm"),
+              ("ood_gap", "OOD gap (in - out)"))
+
+
+def scores_figure(rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any]], stem: str | os.PathLike) -> dict[str, Path]:
+    """(a) per map of the first scored group: the score differences with 95% intervals;
+    (b) the sample-efficiency curve (train and test IIA against fitting pairs), when measured."""
+    stem = Path(stem)
+    if not rows:
+        return {}
+    first = (rows[0]["experiment"], rows[0]["algorithm"], rows[0]["layer"])
+    rows = [r for r in rows if (r["experiment"], r["algorithm"], r["layer"]) == first]
+    curves = [c for c in curves if (c["experiment"], c["algorithm"], c["layer"]) == first]
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2 if curves else 1, figsize=(5.4 * (2 if curves else 1), 4.0), squeeze=False)
+    ax = axes[0][0]
+    width = 0.8 / len(SCORE_BARS)
+    for k, (key, label) in enumerate(SCORE_BARS):
+        xs = [i + (k - 1) * width for i, r in enumerate(rows) if r.get(key) is not None]
+        got = [r for r in rows if r.get(key) is not None]
+        if got:
+            ax.bar(xs, [r[key] for r in got], width, label=label,
+                   yerr=[[r[key] - r[f"{key}_ci_low"] for r in got], [r[f"{key}_ci_high"] - r[key] for r in got]],
+                   capsize=3)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(rows)), [f"{r['map']}\n({r['params']:,} params)" for r in rows], fontsize=7)
+    ax.set_ylabel("IIA difference (95% interval)")
+    ax.set_title(f"(a) scores per map: {first[1]}, layer {first[2]} ({first[0]})", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    if curves:
+        ax = axes[0][1]
+        for spec in dict.fromkeys(c["map"] for c in curves):
+            pts = sorted((c for c in curves if c["map"] == spec), key=lambda c: c["n_pairs"])
+            xs = [c["n_pairs"] for c in pts]
+            line = ax.plot(xs, [c["test_iia"] for c in pts], marker="o", label=f"{spec}: test")[0]
+            ax.plot(xs, [c["train_iia"] for c in pts], marker="s", ls="--", color=line.get_color(), label=f"{spec}: train")
+        chance = next((c["chance"] for c in curves if c.get("chance") is not None), None)
+        if chance is not None:
+            ax.axhline(chance, color="grey", lw=0.8, ls=":", label="chance")
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("fitting pairs")
+        ax.set_ylabel("IIA")
+        ax.set_title("(b) sample efficiency on the real network", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    png = stem.with_suffix(".png")
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    points = [{"panel": "scores", **r} for r in rows] + [{"panel": "sample_efficiency", **c} for c in curves]
+    return {stem.name: png, **write_numbers(stem, points, {"panels": ["scores", "sample_efficiency"]})}
