@@ -95,7 +95,7 @@ def _task(name: str, algorithm: Algorithm) -> Task:
         family=FAMILY,
         n_classes=2,
         change_share=0.5,
-        extras={"input_width": 6 * DIM, "hidden": 6 * DIM},
+        input_width=6 * DIM, hidden_width=6 * DIM,
     )
 
 

@@ -98,7 +98,7 @@ def _task(name: str, algorithm: Algorithm, sets, **kw) -> Task:
         intervention_sets=sets,
         family=FAMILY,
         n_classes=2,
-        extras={"input_width": 4 * DIM, "hidden": 16, "oracle": oracle_mlp},
+        input_width=4 * DIM, hidden_width=16, oracle=oracle_mlp,
         **kw,
     )
 

@@ -21,14 +21,15 @@ other logit); ``task.loss`` is full-vocabulary cross-entropy on the expected nam
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from algorithms import ioi_data as data
+from algorithms import ioi_models as models
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.counterfactual import CounterfactualDataset, sample_counterfactuals
 from causalab.causal.task import Task
@@ -152,11 +153,24 @@ def expected_name_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return F.cross_entropy(logits, labels[:, 0] if labels.dim() == 2 else labels)
 
 
+@dataclass
 class IOITask(Task):
-    """A :class:`Task` whose labels are ``(B, 2)``: [expected name token, the base's other name token]."""
+    """A :class:`Task` whose labels are ``(B, 2)``: [expected name token, the base's other name token].
+
+    ``encoder`` turns sentences into the network's tokens; a target with another tokenizer
+    gets a task of its own from :meth:`for_target`.
+    """
+
+    encoder: IOIEncoder = field(default_factory=IOIEncoder)
+
+    def for_target(self, target: Any) -> "IOITask":
+        encoder = IOIEncoder(getattr(target, "tokenizer", None))
+        if encoder.tokenizer is None and self.encoder.tokenizer is None:
+            return self
+        return dataclasses.replace(self, encoder=encoder, encode=encoder.encode, label=_name_label(encoder))
 
     def labels(self, dataset: CounterfactualDataset) -> torch.Tensor:
-        names = self.extras["encoder"].name_tokens
+        names = self.encoder.name_tokens
         cf = dataset.counterfactual_outputs[self.output]
         base_io = data.indirect_object(dataset.base)
         base_s = torch.where(base_io == dataset.base["name_a"], dataset.base["name_b"], dataset.base["name_a"])
@@ -164,16 +178,20 @@ class IOITask(Task):
         return torch.stack([names[cf], names[other]], dim=1)
 
 
+def _name_label(encoder: IOIEncoder):
+    return lambda out: encoder.name_tokens[out["output"]]
+
+
 def _task(name: str, make_algorithm, sets: Sequence[tuple[str, ...]], *, disjoint_names: bool = False,
           pair_sampler=None, description: str = "") -> IOITask:
     encoder = IOIEncoder()
     algorithm = make_algorithm()
     task = IOITask(
-        name=name, algorithm=algorithm, encode=encoder.encode, label=lambda out: encoder.name_tokens[out["output"]],
+        name=name, algorithm=algorithm, encode=encoder.encode, label=_name_label(encoder),
         intervention_sets=list(sets), family=FAMILY, n_classes=len(data.VOCAB), pair_sampler=pair_sampler,
-        loss=expected_name_loss, correct=logit_diff_correct, description=description,
+        loss=expected_name_loss, correct=logit_diff_correct, description=description, encoder=encoder,
+        build_target=models.build_target,
     )
-    task.extras.update(encoder=encoder, build_target=lambda kind, seed, **kw: build_target(task, kind, seed, **kw))
     if disjoint_names:
         def splits(sizes: Sequence[int], gen: torch.Generator) -> list[CounterfactualDataset]:
             """Train and validation pairs draw names from one half of the names, test pairs from the other."""
@@ -183,7 +201,7 @@ def _task(name: str, make_algorithm, sets: Sequence[tuple[str, ...]], *, disjoin
             test = sample_counterfactuals(make_algorithm(test_pool), sizes[2], task.intervention_sets, **kw)
             return [*fit.split([sizes[0], sizes[1]]), test]
 
-        task.extras["counterfactual_splits"] = splits
+        task.counterfactual_splits = splits
     return task
 
 
@@ -203,106 +221,3 @@ def ioi_pattern_disjoint_task() -> IOITask:
 def ioi_rich_task(intervention_sets: Sequence[tuple[str, ...]] = (("io_position",), ("io_name",))) -> IOITask:
     """The richer IOI graph; sources reuse the base's names so counterfactuals stay within the sentence."""
     return _task("ioi_rich", rich_algorithm, intervention_sets, pair_sampler=same_names_source)
-
-
-# --- networks ------------------------------------------------------------------------
-def tokenizer():
-    from causalab.neural.wordlevel import word_level_tokenizer
-
-    return word_level_tokenizer(data.VOCAB)
-
-
-def with_answer(values: Values) -> dict[str, torch.Tensor]:
-    """Training text: the sentence followed by its indirect object (right-padded, one column longer)."""
-    enc = data.token_ids(values)
-    ids = F.pad(enc["input_ids"], (0, 1), value=data.PAD)
-    rows = torch.arange(ids.shape[0])
-    ids[rows, enc["pos_last"] + 1] = data.NAME_TOKENS[data.indirect_object(values)]
-    mask = F.pad(enc["attention_mask"], (0, 1))
-    mask[rows, enc["pos_last"] + 1] = 1
-    return {"input_ids": ids, "attention_mask": mask}
-
-
-def ioi_accuracy(target, n: int = 2000, seed: int = 12345, top1: bool = False) -> float:
-    """Held-out factual IOI accuracy: IO's logit beats S's (or, with ``top1``, IO is the argmax)."""
-    g = torch.Generator().manual_seed(seed)
-    values = data.sample_sentences(n, g)
-    io = data.NAME_TOKENS[data.indirect_object(values)]
-    s = data.NAME_TOKENS[values["s2"]]
-    with torch.no_grad():
-        logits = target.logits(data.token_ids(values))
-    labels = io if top1 else torch.stack([io, s], 1)
-    return float(logit_diff_correct(logits, labels).float().mean())
-
-
-# Training recipes per model size (causalab.neural.lm.SIZES). "small" (2 layers) is the default;
-# "4x128" (4 layers, width 128) has middle layers that carry the ABAB/ABBA pattern.
-TRAIN_RECIPES: dict[str, dict[str, Any]] = {
-    "small": dict(steps=1500, batch_size=64, lr=3e-3, answer_weight=4.0,
-                  checkpoints=(0, 100, 200, 300, 400, 500, 1000), target_accuracy=None, eval_every=100),
-    "4x128": dict(steps=3000, batch_size=64, lr=1e-3, answer_weight=4.0,
-                  checkpoints=(0, 250, 500, 1000, 2000), target_accuracy=None, eval_every=250),
-}
-DEFAULT_SIZE = "small"
-TRAIN_RECIPE = dict(size=DEFAULT_SIZE, **TRAIN_RECIPES[DEFAULT_SIZE])
-
-
-def trained_lm_dir(seed: int = 0, cache: str | os.PathLike | None = None, size: str = DEFAULT_SIZE) -> Path:
-    """The run folder of the IOI model of ``size`` trained from ``seed`` (one folder per size and seed)."""
-    from causalab.neural.lm import cache_dir
-
-    return (Path(cache) if cache is not None else cache_dir()) / f"ioi-gpt_neox-{size}-seed{seed}"
-
-
-def train_ioi_lm(seed: int = 0, cache: str | os.PathLike | None = None, progress=None, size: str = DEFAULT_SIZE,
-                 **overrides: Any) -> dict:
-    """Train a GPT-NeoX of ``size`` on IOI text from scratch; checkpoints go to :func:`trained_lm_dir`.
-
-    Sizes with a recipe in :data:`TRAIN_RECIPES` use it; other sizes of
-    :data:`causalab.neural.lm.SIZES` use the default size's recipe. ``overrides``
-    replace recipe entries (steps, lr, checkpoints, ...).
-    """
-    from causalab.neural.lm import SIZES, LMTarget, lm_config
-    from causalab.neural.lm_training import train_causal_lm
-    from transformers import AutoModelForCausalLM
-
-    if size not in SIZES:
-        raise ConfigError(f"unknown LM size {size!r} for the trained IOI model; known sizes: {', '.join(SIZES)}")
-    recipe = {**TRAIN_RECIPES.get(size, TRAIN_RECIPES[DEFAULT_SIZE]), **overrides}
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(lm_config("gpt_neox", size, vocab_size=len(data.VOCAB)))
-    target = LMTarget(model)
-    return train_causal_lm(
-        model, lambda n, g: with_answer(data.sample_sentences(n, g)), trained_lm_dir(seed, cache, size),
-        tokenizer=tokenizer(), evaluate=lambda m: ioi_accuracy(target), seed=seed, progress=progress, **recipe,
-    )
-
-
-def build_target(task: Task, kind: str, seed: int, *, dtype: torch.dtype = torch.float32, engine: str = "hook",
-                 **options: Any):
-    """``random`` (size, arch), ``trained`` (size, step: int or "final"; cache) or ``pretrained`` (path, revision)."""
-    from causalab.neural.lm import from_pretrained, random_lm
-
-    if kind == "random":
-        return random_lm(len(data.VOCAB), tokenizer=tokenizer(), seed=seed, dtype=dtype, engine=engine, **options)
-    if kind == "trained":
-        step = options.pop("step", "final")
-        cache = options.pop("cache", None)
-        size = options.pop("size", DEFAULT_SIZE)
-        if options:
-            raise ConfigError(f"target 'trained' takes options size, step, cache, engine; got {sorted(options)}")
-        folder = trained_lm_dir(seed, cache, size)
-        if not (folder / "final").exists():
-            train_ioi_lm(seed, cache, size=size)
-        ckpt = folder / ("final" if step == "final" else f"step{int(step)}")
-        if not ckpt.exists():
-            have = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-            raise ConfigError(f"no checkpoint {ckpt.name!r} of the trained IOI model of size {size!r}; available: {have}")
-        return from_pretrained(ckpt, dtype=dtype, engine=engine)
-    if kind == "pretrained":
-        if "path" not in options:
-            raise ConfigError("target 'pretrained' needs target_options path (a local folder or hub name)")
-        target = from_pretrained(options.pop("path"), options.pop("revision", None), dtype=dtype, engine=engine, **options)
-        task.extras["encoder"].use_tokenizer(target.tokenizer)
-        return target
-    raise ConfigError(f"unknown target kind {kind!r} for IOI; use 'random', 'trained' or 'pretrained'")

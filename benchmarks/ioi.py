@@ -18,9 +18,10 @@ import time
 
 import torch
 
-from algorithms import ioi
+from algorithms import ioi_models
 from causalab.experiments import ExperimentConfig, run_experiment
-from causalab.neural.lm import SIZES, cache_dir
+from causalab.files import cache_dir
+from causalab.neural.lm import SIZES
 
 
 def main() -> None:
@@ -46,13 +47,13 @@ def main() -> None:
     torch.set_num_threads(1)
 
     t0 = time.perf_counter()
-    folder = ioi.trained_lm_dir(0, size=args.size)
+    folder = ioi_models.trained_lm_dir(0, size=args.size)
     if not (folder / "final").exists():
-        report = ioi.train_ioi_lm(0, size=args.size)
+        report = ioi_models.train_ioi_lm(0, size=args.size)
         print(f"trained the IOI GPT-NeoX in {report['seconds']:.0f}s, held-out accuracy {report['accuracy']:.3f}")
-    trained = ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, size=args.size)
-    print(f"trained model ({folder}): IO>S accuracy {ioi.ioi_accuracy(trained):.3f}, "
-          f"top-1 {ioi.ioi_accuracy(trained, top1=True):.3f}; load+eval {time.perf_counter() - t0:.1f}s")
+    trained = ioi_models.build_target("trained", 0, size=args.size)
+    print(f"trained model ({folder}): IO>S accuracy {ioi_models.ioi_accuracy(trained):.3f}, "
+          f"top-1 {ioi_models.ioi_accuracy(trained, top1=True):.3f}; load+eval {time.perf_counter() - t0:.1f}s")
 
     n_layers, width = SIZES[args.size][:2]
     targets = {

@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from algorithms import ioi
+from algorithms import ioi, ioi_models
 from alignments.identity import IdentityMap
 from causalab.intervene import Partition
 from causalab.neural.lm import SIZES
@@ -46,7 +46,7 @@ def main() -> None:
     tasks = {"pattern": ioi.ioi_pattern_task()}
     for var in ("io_position", "io_name"):
         tasks[var] = ioi.ioi_rich_task(intervention_sets=[(var,)])
-    target = ioi.build_target(tasks["pattern"], "trained", 0, size=args.size, step=step)
+    target = ioi_models.build_target("trained", 0, size=args.size, step=step)
     positions = args.positions.split(",")
     data = {name: task.counterfactuals(args.n_test, torch.Generator().manual_seed(1)) for name, task in tasks.items()}
     head = " | ".join(f"{pos}: {name}" for pos in positions for name in tasks)

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     task = cl.make_task(args.algorithm)
     site = cl.Site(args.layer)
-    cfg = sc.ProbeConfig(n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, epochs=args.epochs, lr=args.lr)
+    cfg = cl.MeasureSettings(n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, epochs=args.epochs, lr=args.lr)
     specs = available(args.specs)
     networks = {"trained": cl.build_target(task, "trained", 0), **{f"random{s}": cl.build_target(task, "random", s) for s in args.seeds}}
     records: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
           f"{'n/a' if math.isnan(gap) else ('> largest map tried' if math.isinf(gap) else f'{gap:.0f} params')}")
 
     # 4. sample efficiency (early stopping on the training pairs: nothing held out leaks in)
-    eff_cfg = sc.ProbeConfig(n_val=args.n_val, n_test=args.n_test, epochs=max(args.epochs, 100), lr=2e-2,
+    eff_cfg = cl.MeasureSettings(n_val=args.n_val, n_test=args.n_test, epochs=max(args.epochs, 100), lr=2e-2,
                              patience=10, validate_on="train", batch_size=256)
     rows, rec = [], []
     for spec in available([args.efficiency_spec, "rotation"]):

@@ -3,11 +3,14 @@
 from causalab.alignment import AlignmentMap
 from causalab.causal import Algorithm, CounterfactualDataset, Task, sample_counterfactuals
 from causalab.errors import CausalabError
-from causalab.experiments import ExperimentConfig, ExperimentResult, build_target, run_experiment
+from causalab.experiments import ExperimentConfig, ExperimentResult, run_experiment
 from causalab.intervene import Partition, interchange
+from causalab.measure import Measurement, MeasureSettings, measure
 from causalab.metrics import IIAResult, wilson_interval
 from causalab.neural import LMTarget, MLPTarget, Site, Target, random_mlp, train_mlp, trained_mlp
+from causalab.neural.build import build_target
 from causalab.registry import (
+    AlignmentSpec,
     import_plugin,
     make_alignment,
     make_task,
@@ -21,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Algorithm",
     "AlignmentMap",
+    "AlignmentSpec",
     "CausalabError",
     "CounterfactualDataset",
     "ExperimentConfig",
@@ -29,6 +33,8 @@ __all__ = [
     "IIAResult",
     "LMTarget",
     "MLPTarget",
+    "MeasureSettings",
+    "Measurement",
     "Partition",
     "Site",
     "Target",
@@ -40,6 +46,7 @@ __all__ = [
     "interchange",
     "make_alignment",
     "make_task",
+    "measure",
     "prepare",
     "random_mlp",
     "register_algorithm",

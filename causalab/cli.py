@@ -18,7 +18,7 @@ from causalab.dilemma import EXPERIMENTS
 from causalab.experiments.grid import load_sweep
 from causalab.experiments.runner import run_experiment
 from causalab.experiments.validate import validate_all
-from causalab.registry import ALGORITHMS, ALIGNMENTS, import_plugin, knobs_of
+from causalab.registry import ALGORITHMS, ALIGNMENTS, AlignmentSpec, import_plugin, knobs_of
 from causalab.threads import use_threads
 
 DEFAULT_ALGORITHMS = "both_equality_relations,left_equality_relation,identity_of_first_argument"
@@ -45,23 +45,8 @@ SCALAR_OPTIONS = (  # flag, type, default of `causalab run`
 def _split(values: Sequence[str]) -> list[str]:
     out: list[str] = []
     for v in values:
-        out += [s for s in (x.strip() for x in split_top_level(v)) if s]
+        out += AlignmentSpec.split(v)
     return out
-
-
-def split_top_level(text: str) -> list[str]:
-    """Split on ``;`` (always) and on ``,`` outside a family's knob list (``revnet:blocks=2,hidden=8``)."""
-    parts, cur, in_knobs = [], "", False
-    for ch in text:
-        if ch == ";" or (ch == "," and not in_knobs):
-            parts.append(cur)
-            cur, in_knobs = "", False
-            continue
-        if ch == ":":
-            in_knobs = True
-        cur += ch
-    parts.append(cur)
-    return parts
 
 
 def _ints(values: Sequence[str], name: str) -> list[int]:

@@ -94,6 +94,49 @@ class ConfigFieldError(ConfigError):
         return (type(self), (self.field, self.detail, self.cause))
 
 
+# A config field whose piece failed to build is both a ConfigFieldError and the piece's own
+# error class, so ``except SiteError`` still catches a bad layer found by validation.
+class AlgorithmFieldError(ConfigFieldError, AlgorithmError):
+    """A config field naming an algorithm that cannot be built."""
+
+
+class RegistryFieldError(ConfigFieldError, RegistryError):
+    """A config field naming an unknown plug-in or knob."""
+
+
+class SiteFieldError(ConfigFieldError, SiteError):
+    """A config field naming a site the target does not have."""
+
+
+class ArchitectureFieldError(ConfigFieldError, ArchitectureError):
+    """A config field naming a model a code path does not cover."""
+
+
+class PartitionFieldError(ConfigFieldError, PartitionError):
+    """A config field whose blocks do not fit the map."""
+
+
+class AlignmentFieldError(ConfigFieldError, AlignmentError):
+    """A config field naming an alignment map that cannot be built."""
+
+
+FIELD_ERRORS: tuple[type[ConfigFieldError], ...] = (
+    AlgorithmFieldError, RegistryFieldError, SiteFieldError, ArchitectureFieldError, PartitionFieldError,
+    AlignmentFieldError,
+)
+
+
+def field_error(field: str, exc: Exception, message: str | None = None) -> ConfigFieldError:
+    """A :class:`ConfigFieldError` for ``field``, also of ``exc``'s kind (a :class:`SiteError`, ...) where it has one."""
+    if isinstance(exc, ConfigFieldError):
+        return exc
+    cause = exc if isinstance(exc, CausalabError) else None
+    for cls in FIELD_ERRORS:
+        if isinstance(exc, cls.__bases__[1]):
+            return cls(field, message or str(exc), cause)
+    return ConfigFieldError(field, message or str(exc), cause)
+
+
 class ScoreError(CausalabError, ValueError):
     """A generalisation-aware score was asked for something it cannot measure (see ``causalab.scores``)."""
 

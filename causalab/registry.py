@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable, TypeVar
 
@@ -87,18 +88,73 @@ def import_plugin(module: str) -> None:
 
 
 # --- spec strings: "family:knob=value,knob=value" ------------------------------------
-def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """Split ``"revnet:blocks=10,hidden=16"`` into ``("revnet", {"blocks": "10", "hidden": "16"})``."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise RegistryError(f"an alignment spec must be a non-empty string like 'rotation' or 'revnet:blocks=2', got {spec!r}")
-    name, _, rest = spec.strip().partition(":")
-    knobs: dict[str, str] = {}
-    for item in filter(None, (s.strip() for s in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise RegistryError(f"alignment spec {spec!r}: {item!r} is not of the form knob=value")
-        knobs[key.strip()] = value.strip()
-    return name.strip(), knobs
+@dataclass(frozen=True)
+class AlignmentSpec:
+    """An alignment-map spec parsed once: ``"revnet:blocks=10,hidden=16"`` is family ``revnet``
+    with knobs ``{"blocks": "10", "hidden": "16"}``. ``str(spec)`` gives the text back."""
+
+    text: str
+    family: str
+    knobs: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def parse(cls, spec: "str | AlignmentSpec") -> "AlignmentSpec":
+        if isinstance(spec, AlignmentSpec):
+            return spec
+        if not isinstance(spec, str) or not spec.strip():
+            raise RegistryError(f"an alignment spec must be a non-empty string like 'rotation' or 'revnet:blocks=2', got {spec!r}")
+        name, _, rest = spec.strip().partition(":")
+        knobs: dict[str, str] = {}
+        for item in filter(None, (s.strip() for s in rest.split(","))):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise RegistryError(f"alignment spec {spec!r}: {item!r} is not of the form knob=value")
+            knobs[key.strip()] = value.strip()
+        return cls(spec, name.strip(), tuple(knobs.items()))
+
+    def __str__(self) -> str:
+        return self.text
+
+    def family_class(self) -> type:
+        """The registered family, checked to take every knob the spec names."""
+        cls = ALIGNMENTS.get(self.family)
+        valid = knobs_of(cls)
+        unknown = [k for k, _ in self.knobs if k not in valid]
+        if unknown:
+            raise RegistryError(
+                f"alignment {self.family!r} has no knob(s) {unknown}; its knobs are: {', '.join(valid) or '(none)'}"
+            )
+        return cls
+
+    def build(self, width: int, **overrides: Any):
+        """The map for hidden width ``width`` (knob values read as the constructor's types)."""
+        cls = self.family_class()
+        valid = knobs_of(cls)
+        knobs = {**dict(self.knobs), **overrides}
+        unknown = [k for k in overrides if k not in valid]
+        if unknown:
+            raise RegistryError(
+                f"alignment {self.family!r} has no knob(s) {unknown}; its knobs are: {', '.join(valid) or '(none)'}"
+            )
+        kwargs = {k: _coerce(v, valid[k].default, valid[k].annotation, f"alignment {self.family!r} knob {k!r}")
+                  for k, v in knobs.items()}
+        return cls(width, **kwargs)
+
+    @staticmethod
+    def split(text: str) -> list[str]:
+        """Several specs in one string: split on ``;`` (always) and on ``,`` outside a family's knob
+        list, so ``"identity,rotation"`` and ``"rotation;revnet:blocks=2,hidden=8"`` are two each."""
+        parts, cur, in_knobs = [], "", False
+        for ch in text:
+            if ch == ";" or (ch == "," and not in_knobs):
+                parts.append(cur)
+                cur, in_knobs = "", False
+                continue
+            if ch == ":":
+                in_knobs = True
+            cur += ch
+        parts.append(cur)
+        return [p.strip() for p in parts if p.strip()]
 
 
 def _coerce(value: Any, default: Any, annotation: Any, where: str) -> Any:
@@ -137,22 +193,12 @@ def knobs_of(cls: type) -> dict[str, inspect.Parameter]:
     return {k: p for k, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
-def make_alignment(spec: str, width: int, **overrides: Any):
+def make_alignment(spec: "str | AlignmentSpec", width: int, **overrides: Any):
     """Build an alignment map from a spec string for hidden width ``width``.
 
     Unknown families and knobs fail with a :class:`RegistryError` naming the valid ones.
     """
-    name, knobs = parse_spec(spec)
-    cls = ALIGNMENTS.get(name)
-    knobs = {**knobs, **overrides}
-    valid = knobs_of(cls)
-    unknown = [k for k in knobs if k not in valid]
-    if unknown:
-        raise RegistryError(
-            f"alignment {name!r} has no knob(s) {unknown}; its knobs are: {', '.join(valid) or '(none)'}"
-        )
-    kwargs = {k: _coerce(v, valid[k].default, valid[k].annotation, f"alignment {name!r} knob {k!r}") for k, v in knobs.items()}
-    return cls(width, **kwargs)
+    return AlignmentSpec.parse(spec).build(width, **overrides)
 
 
 def make_task(name: str):

@@ -1,6 +1,7 @@
 """The command line: run prints a table, list shows the registries, bad names are clear errors."""
 
-from causalab.cli import main, split_top_level
+from causalab.cli import main
+from causalab.registry import AlignmentSpec
 
 
 def test_run_prints_a_table(capsys):
@@ -28,8 +29,8 @@ def test_unknown_names_are_reported_without_a_traceback(capsys):
 
 
 def test_spec_splitting_keeps_knob_lists_together():
-    assert split_top_level("identity,rotation:rank=4") == ["identity", "rotation:rank=4"]
-    assert split_top_level("revnet:blocks=2,hidden=8;rotation") == ["revnet:blocks=2,hidden=8", "rotation"]
+    assert AlignmentSpec.split("identity,rotation:rank=4") == ["identity", "rotation:rank=4"]
+    assert AlignmentSpec.split("revnet:blocks=2,hidden=8;rotation") == ["revnet:blocks=2,hidden=8", "rotation"]
 
 
 def test_dilemma_command_runs_a_profile_and_says_where_it_wrote(tmp_path, capsys):

@@ -4,7 +4,8 @@ import pytest
 
 from causalab.dilemma.scores import SOURCES, record_groups, record_measurement, write_scores
 from causalab.metrics import IIAResult, Score
-from causalab.scores import Measurement, selectivity
+from causalab.measure import Measurement
+from causalab.scores import selectivity
 from causalab.train import FitResult
 
 MLP, IOI = SOURCES

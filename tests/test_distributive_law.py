@@ -18,7 +18,7 @@ def test_outputs_and_label_changes_are_balanced(name):
     ds = task.counterfactuals(20_000, torch.Generator().manual_seed(1))
     assert ds.label_changed("O").float().mean().item() == pytest.approx(0.5, abs=1e-3)
     assert ds.base_outputs["O"].float().mean().item() == pytest.approx(0.5, abs=0.03)
-    assert task.extras["hidden"] == 24
+    assert task.hidden_width == 24
 
 
 def test_and_or_variables_are_what_the_paper_names():

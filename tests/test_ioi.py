@@ -101,7 +101,7 @@ def test_rich_algorithm_counterfactuals(seed):
 
 def test_disjoint_names_split():
     task = ioi.ioi_pattern_disjoint_task()
-    train, val, test = task.extras["counterfactual_splits"]([300, 50, 200], gen(0))
+    train, val, test = task.counterfactual_splits([300, 50, 200], gen(0))
     assert (len(train), len(val), len(test)) == (300, 50, 200)
 
     def names(d):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from algorithms import ioi
+from algorithms import ioi, ioi_models
 from algorithms import ioi_data as data
 from alignments.rotation import RotationMap
 from causalab.alignment import AlignmentMap
@@ -42,7 +42,7 @@ class Coupling(AlignmentMap):
 
 @pytest.fixture(scope="module", params=["gpt_neox", "gpt2"])
 def target(request):
-    return random_lm(V, arch=request.param, size="tiny", seed=0, tokenizer=ioi.tokenizer())
+    return random_lm(V, arch=request.param, size="tiny", seed=0, tokenizer=ioi_models.tokenizer())
 
 
 def batch(n, seed):
@@ -158,7 +158,7 @@ def test_hub_path_round_trip(tmp_path, target):
 
 
 def test_experiment_on_pretrained_folder_and_engines_agree(tmp_path):
-    random_lm(V, size="tiny", seed=3, tokenizer=ioi.tokenizer()).save(tmp_path / "m")
+    random_lm(V, size="tiny", seed=3, tokenizer=ioi_models.tokenizer()).save(tmp_path / "m")
     results = []
     for engine in ("hook", "pyvene"):
         cfg = ExperimentConfig(
@@ -173,16 +173,16 @@ def test_experiment_on_pretrained_folder_and_engines_agree(tmp_path):
 
 def test_tiny_lm_learns_ioi_quickly(tmp_path):
     """A short run of the training recipe: checkpoints saved and loadable, accuracy far above step 0."""
-    report = ioi.train_ioi_lm(0, cache=tmp_path, steps=800, checkpoints=(0, 200), eval_every=100,
+    report = ioi_models.train_ioi_lm(0, cache=tmp_path, steps=800, checkpoints=(0, 200), eval_every=100,
                               target_accuracy=0.95)  # stops at the first evaluation past 95%
-    folder = ioi.trained_lm_dir(0, tmp_path)
+    folder = ioi_models.trained_lm_dir(0, tmp_path)
     assert report["checkpoints"] == [0, 200] and (folder / "final" / "model.safetensors").exists()
-    step0 = ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, step=0, cache=tmp_path)
-    final = ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, cache=tmp_path)
+    step0 = ioi_models.build_target("trained", 0, step=0, cache=tmp_path)
+    final = ioi_models.build_target("trained", 0, cache=tmp_path)
     assert report["accuracy"] >= 0.95 and report["steps"] < 800
-    assert ioi.ioi_accuracy(final, n=500) >= 0.9 > ioi.ioi_accuracy(step0, n=500) + 0.2
+    assert ioi_models.ioi_accuracy(final, n=500) >= 0.9 > ioi_models.ioi_accuracy(step0, n=500) + 0.2
     with pytest.raises(ConfigError, match="available"):
-        ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, step=7, cache=tmp_path)
+        ioi_models.build_target("trained", 0, step=7, cache=tmp_path)
 
 
 @pytest.mark.parametrize("arch", ["gpt_neox", "gpt2"])
@@ -191,7 +191,7 @@ def test_resume_from_the_cached_stream_matches_the_full_forward(arch):
     from causalab.train import evaluate, prepare
 
     task = ioi.ioi_pattern_task()
-    lm = random_lm(len(data.VOCAB), arch=arch, size="tiny", seed=0, tokenizer=ioi.tokenizer())
+    lm = random_lm(len(data.VOCAB), arch=arch, size="tiny", seed=0, tokenizer=ioi_models.tokenizer())
     site = Site(1, "last")
     pairs = prepare(lm, site, task, task.counterfactuals(96, torch.Generator().manual_seed(0)))
     assert f"stream_{site.layer}" in pairs.base_inputs and f"kv_{site.layer}" in pairs.base_inputs
@@ -215,15 +215,15 @@ def test_resume_from_the_cached_stream_matches_the_full_forward(arch):
 
 def test_trained_model_sizes_keep_separate_folders(tmp_path):
     """A trained model of another size gets its own folder; target_options size selects it; unknown sizes fail."""
-    report = ioi.train_ioi_lm(0, cache=tmp_path, size="tiny", steps=6, checkpoints=(0, 3), eval_every=3)
+    report = ioi_models.train_ioi_lm(0, cache=tmp_path, size="tiny", steps=6, checkpoints=(0, 3), eval_every=3)
     assert report["checkpoints"] == [0, 3]
-    tiny, default = ioi.trained_lm_dir(0, tmp_path, "tiny"), ioi.trained_lm_dir(0, tmp_path)
+    tiny, default = ioi_models.trained_lm_dir(0, tmp_path, "tiny"), ioi_models.trained_lm_dir(0, tmp_path)
     assert tiny != default and "tiny" in tiny.name and (tiny / "step3").exists() and not default.exists()
-    lm = ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, size="tiny", step=3, cache=tmp_path)
+    lm = ioi_models.build_target("trained", 0, size="tiny", step=3, cache=tmp_path)
     assert lm.hidden_width == 32 and lm.n_layers == 2
     with pytest.raises(ConfigError, match="unknown LM size '7b'"):
-        ioi.build_target(ioi.ioi_pattern_task(), "trained", 0, size="7b", cache=tmp_path)
-    assert ioi.TRAIN_RECIPE["size"] == "small" and "4x128" in ioi.TRAIN_RECIPES
+        ioi_models.build_target("trained", 0, size="7b", cache=tmp_path)
+    assert ioi_models.TRAIN_RECIPE["size"] == "small" and "4x128" in ioi_models.TRAIN_RECIPES
 
 
 def test_key_value_cache_respects_its_budget(monkeypatch):
@@ -231,7 +231,7 @@ def test_key_value_cache_respects_its_budget(monkeypatch):
     from causalab.train import prepare
 
     task = ioi.ioi_pattern_task()
-    lm = random_lm(len(data.VOCAB), arch="gpt_neox", size="tiny", seed=0, tokenizer=ioi.tokenizer())
+    lm = random_lm(len(data.VOCAB), arch="gpt_neox", size="tiny", seed=0, tokenizer=ioi_models.tokenizer())
     site = Site(1, "last")
     d = task.counterfactuals(32, torch.Generator().manual_seed(0))
     pairs = prepare(lm, site, task, d)

@@ -241,9 +241,9 @@ def test_specs_build_and_knobs_are_read():
 
 
 def test_cli_splits_specs_with_knobs():
-    from causalab.cli import split_top_level
+    from causalab.registry import AlignmentSpec
 
-    parts = split_top_level("identity,rotation;revnet:blocks=10,hidden=16;spline_flow:bins=4")
+    parts = AlignmentSpec.split("identity,rotation;revnet:blocks=10,hidden=16;spline_flow:bins=4")
     assert parts == ["identity", "rotation", "revnet:blocks=10,hidden=16", "spline_flow:bins=4"]
     for spec in parts[2:]:
         make_alignment(spec, 16)

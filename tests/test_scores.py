@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -16,11 +17,11 @@ import torch
 
 import causalab as cl
 import causalab.scores as sc
-from causalab.errors import ScoreError
+from causalab.errors import ConfigFieldError, ScoreError
 from causalab.metrics import Score
 
 SITE = cl.Site(1)
-SMALL = sc.ProbeConfig(n_train=300, n_val=100, n_test=800, epochs=2)
+SMALL = cl.MeasureSettings(n_train=300, n_val=100, n_test=800, epochs=2)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,7 @@ def test_ood_split_is_taken_from_the_task_or_the_argument(task, oracle):
         calls.append(list(sizes))
         return inner(sizes, gen)
 
-    custom = cl.Task(**{**task.__dict__, "extras": {**task.extras, "ood_split": split}})
+    custom = dataclasses.replace(task, ood_split=split)
     sc.ood_iia(oracle, SITE, custom, "identity", SMALL)
     assert calls == [[SMALL.n_train, SMALL.n_val + SMALL.n_test, SMALL.n_test]]
     assert sc.resolve_split(task, split) is split
@@ -154,7 +155,7 @@ def test_ood_split_is_taken_from_the_task_or_the_argument(task, oracle):
 
 # --- complexity frontier ----------------------------------------------------------------------------
 def test_frontier_on_the_oracle_starts_at_zero_parameters(task, oracle):
-    cfg = sc.ProbeConfig(n_train=200, n_val=100, n_test=500, epochs=1)
+    cfg = cl.MeasureSettings(n_train=200, n_val=100, n_test=500, epochs=1)
     comp = sc.frontier_gap(task, ["identity", "rotation"], SITE, target=oracle, control_seeds=(0,),
                            threshold=0.9, config=cfg)
     assert comp.real_complexity == 0
@@ -167,7 +168,7 @@ def test_frontier_on_the_oracle_starts_at_zero_parameters(task, oracle):
 
 # --- sample efficiency ------------------------------------------------------------------------------
 def test_memorising_map_on_few_pairs_of_a_random_network(task, random_net):
-    cfg = sc.ProbeConfig(n_val=10, n_test=1000, epochs=200, batch_size=64, lr=2e-2, patience=20,
+    cfg = cl.MeasureSettings(n_val=10, n_test=1000, epochs=200, batch_size=64, lr=2e-2, patience=20,
                          validate_on="train")
     (point,) = sc.sample_efficiency(random_net, SITE, task, MEMORISING_SPEC, [48], cfg)
     m = point.measurement
@@ -177,13 +178,15 @@ def test_memorising_map_on_few_pairs_of_a_random_network(task, random_net):
     assert point.memorisation_gap.interval[0] > 0.25
 
 
-def test_probe_config_and_measurement_errors(task, oracle):
-    with pytest.raises(ScoreError, match="n_train"):
-        sc.ProbeConfig(n_train=0)
-    with pytest.raises(ScoreError, match="validate_on"):
-        sc.ProbeConfig(validate_on="test")
-    with pytest.raises(ScoreError, match="intervention_size"):
-        sc.measure(oracle, SITE, task, "identity", sc.ProbeConfig(intervention_size=9))
+def test_measure_settings_and_measurement_errors(task, oracle):
+    with pytest.raises(ConfigFieldError, match="n_train") as info:
+        cl.MeasureSettings(n_train=0)
+    assert info.value.field == "n_train"
+    with pytest.raises(ConfigFieldError, match="validate_on"):
+        cl.MeasureSettings(validate_on="test")
+    with pytest.raises(ConfigFieldError, match="intervention_size") as info:
+        cl.measure(oracle, SITE, task, "identity", cl.MeasureSettings(intervention_size=9))
+    assert info.value.field == "intervention_size"
     with pytest.raises(ScoreError, match="sizes"):
         sc.sample_efficiency(oracle, SITE, task, "identity", [0])
 

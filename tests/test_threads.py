@@ -1,6 +1,5 @@
 """Importing causalab leaves the process's torch threads alone; the CLI and workers set them."""
 
-import os
 import subprocess
 import sys
 

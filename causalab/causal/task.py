@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -20,6 +20,9 @@ def argmax_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return logits.argmax(dim=-1) == labels
 
 
+Splits = Callable[[Sequence[int], torch.Generator], "list[CounterfactualDataset]"]
+
+
 @dataclass
 class Task:
     """What a network sees of an algorithm, and how its outputs are scored.
@@ -28,6 +31,28 @@ class Task:
     values into class indices. ``family`` names the input/output behaviour that
     algorithms share: networks trained for one family serve all of its algorithms.
     ``loss`` and ``correct`` default to cross-entropy and argmax accuracy.
+
+    The networks a task is scored on:
+
+    - ``input_width`` / ``hidden_width``: the width of the encoded input and the default
+      hidden width of the family's MLP targets (``trained``, ``random``); the hidden width
+      defaults to the input width, as in the paper.
+    - ``oracle``: a zero-argument builder of a hand-built network computing the algorithm
+      in known neurons (the ``oracle`` target), where the family has one.
+    - ``build_target``: a family's own networks (IOI's language models), called as
+      ``build_target(kind, seed, *, dtype, dry, **options)``; ``dry=True`` asks for a network
+      of the same architecture without training it (what validation reads widths and sites
+      from). When set, it replaces the MLP builders.
+
+    Its data:
+
+    - ``counterfactual_splits``: ``(sizes, generator) -> [train, val, test]`` for a task that
+      controls its splits itself (IOI with disjoint names: test pairs use unseen names);
+      else the three are cut from one draw (:meth:`splits`).
+    - ``ood_split``: the same signature, for :func:`causalab.scores.ood_iia`: fit on one part
+      of the input space, test on another.
+    - ``control_of``: set on a control task made by :func:`causalab.scores.control_algorithm`
+      (which task, variable and seed it controls), for the record.
     """
 
     name: str
@@ -44,7 +69,13 @@ class Task:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = cross_entropy_loss
     correct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = argmax_correct
     description: str = ""
-    extras: dict = field(default_factory=dict)
+    input_width: int | None = None
+    hidden_width: int | None = None
+    oracle: Callable[[], Any] | None = None
+    build_target: Callable[..., Any] | None = None
+    counterfactual_splits: Splits | None = None
+    ood_split: Splits | None = None
+    control_of: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.intervention_sets = [((s,) if isinstance(s, str) else tuple(s)) for s in self.intervention_sets]
@@ -67,6 +98,18 @@ class Task:
             change_share=self.change_share,
             output=self.output,
         )
+
+    def splits(self, sizes: Sequence[int], generator: torch.Generator) -> list[CounterfactualDataset]:
+        """Train, validation and test pairs of ``sizes``: the task's own split, else three cuts of one draw."""
+        if self.counterfactual_splits is not None:
+            return list(self.counterfactual_splits(list(sizes), generator))
+        return self.counterfactuals(sum(sizes), generator).split(list(sizes))
+
+    def for_target(self, target: Any) -> "Task":
+        """This task as ``target`` reads it: the same task, unless the target brings its own
+        input encoding (an LM with another tokenizer), in which case a new task, never a change
+        to this one."""
+        return self
 
     def factual(self, n: int, generator: torch.Generator) -> tuple[Any, torch.Tensor]:
         """Network inputs and labels of plain (un-intervened) runs, for training a network on the task."""

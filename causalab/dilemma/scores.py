@@ -28,16 +28,15 @@ from causalab.experiments.config import ExperimentConfig
 from causalab.dilemma.figures import scores_figure
 from causalab.experiments.report import format_table
 from causalab.experiments.summary import write_csv
-from causalab.experiments.runner import build_target
+from causalab.neural.build import build_target
 from causalab.experiments.store import ResultStore
 from causalab.metrics import IIAResult, Score
+from causalab.measure import Measurement, MeasureSettings
 from causalab.neural.target import Site
 from causalab.registry import make_task
 from causalab.scores import (
     Frontier,
     FrontierComparison,
-    Measurement,
-    ProbeConfig,
     control_algorithm_selectivity,
     ood_iia,
     sample_efficiency,
@@ -50,7 +49,7 @@ from causalab.train import FitResult
 class ScorePlan:
     """The extra fits of a profile's scores step (all on the real network)."""
 
-    probe: dict[str, Any]  # ProbeConfig fields for the control-algorithm and OOD fits
+    probe: dict[str, Any]  # MeasureSettings fields for the control-algorithm and OOD fits
     specs: tuple[str, ...] | None  # maps for those fits; None: every map of the sweep
     efficiency_specs: tuple[str, ...]  # maps for the sample-efficiency curves (none: no curve)
     efficiency_sizes: tuple[int, ...] = ()
@@ -217,16 +216,17 @@ def _measure(kind: str, spec: str, settings: dict[str, Any], c: ExperimentConfig
     task_name = settings.get("ood_task") or c.algorithm
     if task_name not in built:
         task = make_task(task_name)
-        built[task_name] = (task, build_target(task, c.target, c.target_seed, **c.target_options))
+        target = build_target(task, c.target, c.target_seed, **c.target_options)
+        built[task_name] = (task.for_target(target), target)
     task, target = built[task_name]
     site = Site(c.layer, c.position)
-    probe = ProbeConfig(**settings["probe"])
+    measured = MeasureSettings(**settings["probe"])  # the key keeps its name: it is part of the cached hashes
     if kind == "control_algorithm":
         return control_algorithm_selectivity(task, spec, site, target=target, control_seeds=settings["control_seeds"],
-                                             config=probe).to_dict()
+                                             config=measured).to_dict()
     if kind == "ood":
-        return ood_iia(target, site, task, spec, probe).to_dict()
-    return [p.to_dict() for p in sample_efficiency(target, site, task, spec, settings["sizes"], probe)]
+        return ood_iia(target, site, task, spec, measured).to_dict()
+    return [p.to_dict() for p in sample_efficiency(target, site, task, spec, settings["sizes"], measured)]
 
 
 def _ci(d: dict[str, Any]) -> str:

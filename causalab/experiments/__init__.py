@@ -1,11 +1,13 @@
 """Declarative experiments: configs (also from TOML), validation, the runner, sweeps, the results store, reports."""
 
-from causalab.experiments.config import ConfigFieldError, ExperimentConfig
+from causalab.errors import ConfigFieldError, StoreError, SweepError
+from causalab.experiments.build import Run, build_run
+from causalab.experiments.config import ExperimentConfig
 from causalab.experiments.grid import SweepSpec, expand_grid, load_configs, load_sweep
 from causalab.experiments.report import layer_table, summarize, summary_table, write_report
-from causalab.experiments.runner import ExperimentResult, build_target, run_experiment
-from causalab.experiments.store import ResultStore, StoreError, load_records
-from causalab.experiments.sweep import SweepError, SweepEvent, SweepSummary, execute, run_sweep
+from causalab.experiments.runner import ExperimentResult, run_experiment
+from causalab.experiments.store import ResultStore, load_records
+from causalab.experiments.sweep import SweepEvent, SweepSummary, execute, run_sweep
 from causalab.experiments.validate import validate, validate_all
 
 __all__ = [
@@ -13,12 +15,13 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentResult",
     "ResultStore",
+    "Run",
     "StoreError",
     "SweepError",
     "SweepEvent",
     "SweepSpec",
     "SweepSummary",
-    "build_target",
+    "build_run",
     "execute",
     "expand_grid",
     "layer_table",

@@ -10,18 +10,18 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from causalab.errors import ConfigError, ConfigFieldError
-from causalab.train import MONITORS
+from causalab.measure import MeasureSettings
+from causalab.neural.build import TARGET_KINDS
 
-TARGET_KINDS = ("trained", "random", "oracle", "pretrained")
-DTYPES = ("float32", "float64")
 # Fields added after results were first recorded, with their defaults: the hash leaves a field
 # out while it is at this default, so adding a field never orphans a results file.
-HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia"}
+HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia", "validate_on": "val"}
 
 
 @dataclass
-class ExperimentConfig:
-    """One run: which algorithm, network, site and alignment map, with what data and fitting.
+class ExperimentConfig(MeasureSettings):
+    """One run: which algorithm, network, site and alignment map, measured with the
+    :class:`~causalab.measure.MeasureSettings` it inherits (pair counts, fitting, seed, dtype, device).
 
     ``target`` is ``trained`` (trained here, cached), ``random`` (random init from
     ``target_seed``) or ``oracle`` (a hand-built network computing the algorithm,
@@ -37,42 +37,28 @@ class ExperimentConfig:
     target_seed: int = 0
     layer: int = 1
     position: str | int | None = None
-    intervention_size: int = 8
     partition: dict[str, list[int]] | None = None
+    target_options: dict[str, Any] = field(default_factory=dict)
+    # an experiment's defaults differ from a score's measurement
     n_train: int = 20_000
     n_val: int = 2_000
     n_test: int = 5_000
     epochs: int = 20
-    batch_size: int = 256
-    lr: float = 1e-2
-    patience: int = 3
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str = "float32"
-    target_options: dict[str, Any] = field(default_factory=dict)
-    monitor: str = "iia"
 
     def __post_init__(self) -> None:
-        for name in ("algorithm", "alignment", "device"):
+        for name in ("algorithm", "alignment"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise ConfigFieldError(name, f"must be a non-empty string, got {getattr(self, name)!r}")
         if self.target not in TARGET_KINDS:
             raise ConfigFieldError("target", f"must be one of {TARGET_KINDS}, got {self.target!r}")
-        if self.monitor not in MONITORS:
-            raise ConfigFieldError("monitor", f"must be one of {MONITORS} (what early stopping watches), got {self.monitor!r}")
-        if self.dtype not in DTYPES:
-            raise ConfigFieldError("dtype", f"must be one of {DTYPES}, got {self.dtype!r}")
-        for name in ("n_train", "n_val", "n_test", "epochs", "batch_size", "patience", "layer"):
+        for name in ("layer",):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigFieldError(name, f"must be a positive integer, got {v!r}")
-        for name in ("seed", "target_seed", "intervention_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigFieldError(name, f"must be a non-negative integer, got {v!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < float("inf"):
-            raise ConfigFieldError("lr", f"must be a positive finite number, got {self.lr!r}")
-        self.lr = float(self.lr)  # lr = 1 and lr = 1.0 are the same run, with the same hash
+        v = self.target_seed
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ConfigFieldError("target_seed", f"must be a non-negative integer, got {v!r}")
+        super().__post_init__()
         if self.position is not None and (isinstance(self.position, bool) or not isinstance(self.position, (str, int))):
             raise ConfigFieldError("position", f"must be a token position (string or integer) or absent, got {self.position!r}")
         if not isinstance(self.target_options, dict):
@@ -87,6 +73,10 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def settings(self) -> MeasureSettings:
+        """The measurement settings alone (what :func:`causalab.measure.measure` reads)."""
+        return MeasureSettings(**{f.name: getattr(self, f.name) for f in fields(MeasureSettings)})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ExperimentConfig":

@@ -10,7 +10,6 @@ it, and the next append cuts it off before writing. Any other unreadable line is
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from causalab.errors import StoreError
+from causalab.files import file_lock
 
 
 class ResultStore:
@@ -71,12 +71,8 @@ class ResultStore:
     @contextmanager
     def _locked(self) -> Iterator[int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND) as fd:
             yield fd
-        finally:
-            os.close(fd)  # releases the lock
 
     def append(self, record: dict[str, Any], *, unique: bool = True) -> bool:
         """Write one record durably. With ``unique``, a hash already in the file is not written again.

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from causalab.errors import CausalabError, SweepError
+from causalab.errors import SweepError
 from causalab.experiments.config import ExperimentConfig
+from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
 from causalab.registry import import_plugin
@@ -56,8 +57,6 @@ def execute(config: dict[str, Any] | ExperimentConfig, plugins: Sequence[str] = 
     ``run_sweep`` validates every config before it ships any, so the run skips its own check.
     The process computes with ``threads`` torch threads (default ``$CAUSALAB_THREADS``, else 1).
     """
-    from causalab.experiments.runner import run_experiment
-
     use_threads(threads)
     for module in plugins:
         import_plugin(module)

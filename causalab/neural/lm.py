@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -308,7 +307,3 @@ def kv_cache_budget_mb() -> float:
     if value < 0:
         raise ConfigError(f"CAUSALAB_KV_CACHE_MB must be >= 0 (0 turns the cache off), got {raw!r}")
     return value
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CAUSALAB_CACHE", Path.home() / ".cache" / "causalab"))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -14,6 +12,7 @@ from torch import nn
 
 from causalab.causal.task import Task
 from causalab.errors import ConfigError, SiteError
+from causalab.files import cache_dir, file_lock
 from causalab.neural.target import Site, Target
 
 
@@ -86,15 +85,23 @@ class MLPTarget(Target):
         return model.freeze()
 
 
+def _input_width(task: Task) -> int:
+    if task.input_width is None:
+        raise ConfigError(f"task {task.name!r} sets no input_width, so it has no MLP targets")
+    return task.input_width
+
+
 def _hidden(task: Task, hidden: int | None) -> int:
-    """The hidden width: given, else the task's (``extras["hidden"]``), else the input width, as in the paper."""
-    return hidden if hidden is not None else int(task.extras.get("hidden", task.extras["input_width"]))
+    """The hidden width: given, else the task's ``hidden_width``, else the input width, as in the paper."""
+    if hidden is not None:
+        return hidden
+    return task.hidden_width if task.hidden_width is not None else _input_width(task)
 
 
 def random_mlp(task: Task, seed: int, hidden: int | None = None, depth: int = 3, dtype: torch.dtype = torch.float32) -> MLPTarget:
     """The task's MLP at random initialisation (PyTorch's default init) from ``seed``."""
     torch.manual_seed(seed)
-    model = MLPTarget(task.extras["input_width"], _hidden(task, hidden), depth, task.n_classes).to(dtype)
+    model = MLPTarget(_input_width(task), _hidden(task, hidden), depth, task.n_classes).to(dtype)
     return model.freeze()
 
 
@@ -129,7 +136,7 @@ def train_mlp(
     """
     gen = torch.Generator().manual_seed(10_000 + seed)
     torch.manual_seed(seed)
-    model = MLPTarget(task.extras["input_width"], _hidden(task, hidden), depth, task.n_classes)
+    model = MLPTarget(_input_width(task), _hidden(task, hidden), depth, task.n_classes)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     x_val, y_val = task.factual(n_test, gen)
@@ -168,10 +175,6 @@ def train_mlp(
     return model, report
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("CAUSALAB_CACHE", Path.home() / ".cache" / "causalab"))
-
-
 def trained_mlp(
     task: Task,
     seed: int,
@@ -204,7 +207,7 @@ def trained_mlp(
         model, _ = train_mlp(task, seed, **train_kwargs)
         _save(model, path)
         return model
-    with _file_lock(folder / f"{stem}.lock"):
+    with file_lock(folder / f"{stem}.lock"):
         if path.exists():  # another worker trained it while this one waited
             return MLPTarget.load(path)
         epoch = train_kwargs.get("epoch_size", _default("epoch_size"))
@@ -239,13 +242,3 @@ def _save(model: MLPTarget, path: Path) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     model.save(tmp)
     os.replace(tmp, path)
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

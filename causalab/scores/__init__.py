@@ -23,7 +23,6 @@ from causalab.scores.out_of_distribution import (
     restrict_inputs,
     sign_split,
 )
-from causalab.scores.probe import Measurement, ProbeConfig, chance_level, draw_pairs, measure
 from causalab.scores.sample_efficiency import EfficiencyPoint, sample_efficiency
 from causalab.scores.selectivity import (
     Selectivity,
@@ -37,18 +36,13 @@ __all__ = [
     "EfficiencyPoint",
     "Frontier",
     "FrontierComparison",
-    "Measurement",
     "OODResult",
-    "ProbeConfig",
     "RandomPartitionMechanism",
     "Selectivity",
-    "chance_level",
     "complexity_frontier",
     "control_algorithm",
     "control_algorithm_selectivity",
-    "draw_pairs",
     "frontier_gap",
-    "measure",
     "newcombe_interval",
     "ood_iia",
     "pooled",

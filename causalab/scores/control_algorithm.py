@@ -142,9 +142,9 @@ def control_algorithm(
         outputs=list(algorithm.outputs),
         input_sampler=algorithm.input_sampler,
     )
-    extras = {k: v for k, v in task.extras.items() if k not in ("counterfactual_splits", "ood_split")}
-    extras["control_of"] = {"task": task.name, "variable": variable, "seed": seed, "marginal": probs.tolist()}
-    return dataclasses.replace(task, name=f"{task.name}~control({variable})", algorithm=control, extras=extras)
+    control_of = {"task": task.name, "variable": variable, "seed": seed, "marginal": probs.tolist()}
+    return dataclasses.replace(task, name=f"{task.name}~control({variable})", algorithm=control, control_of=control_of,
+                               counterfactual_splits=None, ood_split=None)
 
 
 def _intermediates(algorithm: Algorithm) -> list[str]:

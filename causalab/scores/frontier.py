@@ -20,9 +20,9 @@ from typing import Sequence
 
 from causalab.causal.task import Task
 from causalab.errors import ScoreError
-from causalab.experiments.runner import build_target
+from causalab.neural.build import build_target
 from causalab.neural.target import Site, Target
-from causalab.scores.probe import Measurement, Pairs, ProbeConfig, draw_pairs, measure
+from causalab.measure import Measurement, Pairs, MeasureSettings, draw_pairs, measure
 
 CRITERIA = ("iia", "ci_low")
 
@@ -63,7 +63,7 @@ def complexity_frontier(
     site: Site,
     task: Task,
     specs: Sequence[str],
-    config: ProbeConfig | None = None,
+    config: MeasureSettings | None = None,
     *,
     pairs: Pairs | None = None,
     label: str = "",
@@ -71,7 +71,7 @@ def complexity_frontier(
     """Fit every map in ``specs`` on the same pairs and collect (complexity, IIA)."""
     if not specs:
         raise ScoreError("complexity_frontier: no alignment specs; give e.g. ['identity', 'rotation', 'revnet:blocks=2']")
-    config = config or ProbeConfig()
+    config = config or MeasureSettings()
     pairs = pairs if pairs is not None else draw_pairs(task, config)
     return Frontier(label, [measure(target, site, task, spec, config, pairs=pairs) for spec in specs])
 
@@ -133,14 +133,14 @@ def frontier_gap(
     control_seeds: Sequence[int] = (0, 1, 2),
     threshold: float = 0.9,
     criterion: str = "iia",
-    config: ProbeConfig | None = None,
+    config: MeasureSettings | None = None,
 ) -> FrontierComparison:
     """Frontiers on ``target`` and on random-init networks (one per control seed), on the same pairs."""
     if not 0.0 <= threshold <= 1.0:
         raise ScoreError(f"frontier_gap: threshold is an IIA in [0, 1], got {threshold!r}")
     if criterion not in CRITERIA:
         raise ScoreError(f"frontier_gap: criterion must be one of {CRITERIA}, got {criterion!r}")
-    config = config or ProbeConfig()
+    config = config or MeasureSettings()
     pairs = draw_pairs(task, config)
     network = build_target(task, target, target_seed) if isinstance(target, str) else target
     label = target if isinstance(target, str) else type(target).__name__

@@ -10,11 +10,11 @@ The split is a function with the convention ``split(sizes, generator) -> [train,
 test from the held-out region). :func:`ood_iia` finds it, in order:
 
 1. the ``split`` argument;
-2. ``task.extras["ood_split"]``;
-3. ``task.extras["counterfactual_splits"]`` (IOI's disjoint-names tasks provide this);
+2. ``task.ood_split``;
+3. ``task.counterfactual_splits`` (IOI's disjoint-names tasks provide this);
 4. for tasks whose inputs are real vectors, :func:`sign_split` on coordinate 0.
 
-A task plugs in by setting ``extras["ood_split"]``, e.g. to ``region_split(fit_task, test_task)``
+A task plugs in by setting ``ood_split``, e.g. to ``region_split(fit_task, test_task)``
 for two restricted copies of itself (:func:`restrict_inputs`).
 """
 
@@ -34,7 +34,7 @@ from causalab.errors import ScoreError
 from causalab.metrics import IIAResult
 from causalab.neural.target import Site, Target
 from causalab.scores.difference import Difference
-from causalab.scores.probe import Measurement, ProbeConfig, measure
+from causalab.measure import Measurement, MeasureSettings, measure
 
 SplitFn = Callable[[Sequence[int], torch.Generator], list[CounterfactualDataset]]
 InputTransform = Callable[[Values], Values]
@@ -61,9 +61,9 @@ def restrict_inputs(task: Task, transform: InputTransform, name: str) -> Task:
         def pair_sampler(base: Values, variable: str, g: torch.Generator) -> Values:
             return transform(inner(base, variable, g))
 
-    extras = {k: v for k, v in task.extras.items() if k not in ("counterfactual_splits", "ood_split")}
     return dataclasses.replace(
-        task, name=f"{task.name}[{name}]", algorithm=restricted, pair_sampler=pair_sampler, extras=extras
+        task, name=f"{task.name}[{name}]", algorithm=restricted, pair_sampler=pair_sampler,
+        counterfactual_splits=None, ood_split=None,
     )
 
 
@@ -97,7 +97,7 @@ def sign_split(task: Task, coordinate: int = 0) -> tuple[Task, Task]:
     if not names:
         raise ScoreError(
             f"sign_split: task {task.name!r} has no real-vector inputs to split (inputs: {task.algorithm.inputs}); "
-            "give ood_iia a split function or set task.extras['ood_split']"
+            "give ood_iia a split function or set task.ood_split"
         )
     width = task.algorithm.sample_inputs(1, torch.Generator().manual_seed(0))[names[0]].shape[-1]
     if not -width <= coordinate < width:
@@ -122,14 +122,14 @@ def resolve_split(task: Task, split: SplitFn | None = None) -> SplitFn:
     """The split to use for ``task``: see the module docstring for the order."""
     if split is not None:
         return split
-    for key in ("ood_split", "counterfactual_splits"):
-        if callable(task.extras.get(key)):
-            return task.extras[key]
+    for own in (task.ood_split, task.counterfactual_splits):
+        if callable(own):
+            return own
     if vector_inputs(task):
         return region_split(*sign_split(task))
     raise ScoreError(
         f"task {task.name!r} has no out-of-distribution split: pass split=..., or set "
-        "task.extras['ood_split'] to a function (sizes, generator) -> [train, val, test]"
+        "task.ood_split to a function (sizes, generator) -> [train, val, test]"
     )
 
 
@@ -162,12 +162,12 @@ def ood_iia(
     site: Site,
     task: Task,
     spec: str | AlignmentMap,
-    config: ProbeConfig | None = None,
+    config: MeasureSettings | None = None,
     *,
     split: SplitFn | None = None,
 ) -> OODResult:
     """Fit on the split's fitting region; score on held-out pairs of both regions (``n_test`` each)."""
-    config = config or ProbeConfig()
+    config = config or MeasureSettings()
     split = resolve_split(task, split)
     gen = torch.Generator().manual_seed(config.seed)
     parts = split([config.n_train, config.n_val + config.n_test, config.n_test], gen)

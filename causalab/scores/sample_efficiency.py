@@ -7,7 +7,7 @@ the pairs outnumber what the map can memorise. The curve separates the two.
 
 Train sets are nested (the first ``n`` of one draw) and every size is scored on the
 same test pairs, so differences between sizes come from the fitting data alone. Use
-``ProbeConfig(validate_on="train")`` to keep held-out pairs out of the fit entirely
+``MeasureSettings(validate_on="train")`` to keep held-out pairs out of the fit entirely
 (early stopping then watches the training pairs).
 """
 
@@ -23,7 +23,7 @@ from causalab.causal.task import Task
 from causalab.errors import ScoreError
 from causalab.neural.target import Site, Target
 from causalab.scores.difference import Difference
-from causalab.scores.probe import Measurement, ProbeConfig, measure
+from causalab.measure import Measurement, MeasureSettings, measure
 
 
 @dataclass
@@ -48,7 +48,7 @@ def sample_efficiency(
     task: Task,
     spec: str | AlignmentMap,
     sizes: Sequence[int],
-    config: ProbeConfig | None = None,
+    config: MeasureSettings | None = None,
 ) -> list[EfficiencyPoint]:
     """Fit a fresh map of family ``spec`` on the first ``n`` pairs, for each ``n`` in ``sizes``.
 
@@ -59,7 +59,7 @@ def sample_efficiency(
         raise ScoreError("sample_efficiency needs a spec string: each size gets a fresh map")
     if not sizes or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in sizes):
         raise ScoreError(f"sample_efficiency: sizes must be positive integers, got {list(sizes)!r}")
-    config = config or ProbeConfig()
+    config = config or MeasureSettings()
     gen = torch.Generator().manual_seed(config.seed)
     biggest = max(sizes)
     data = task.counterfactuals(biggest + config.n_val + config.n_test, gen)

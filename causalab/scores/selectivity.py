@@ -24,12 +24,12 @@ from typing import Sequence
 from causalab.alignment import AlignmentMap
 from causalab.causal.task import Task
 from causalab.errors import ScoreError
-from causalab.experiments.runner import build_target
+from causalab.neural.build import build_target
 from causalab.metrics import IIAResult, Score, set_name
 from causalab.neural.target import Site, Target
 from causalab.scores.control_algorithm import control_algorithm
 from causalab.scores.difference import Difference, pooled
-from causalab.scores.probe import Measurement, ProbeConfig, draw_pairs, measure
+from causalab.measure import Measurement, MeasureSettings, draw_pairs, measure
 
 
 def restricted_score(result: IIAResult, task: Task, variable: str | None) -> Score:
@@ -108,13 +108,13 @@ def random_network_selectivity(
     target: str | Target = "trained",
     target_seed: int = 0,
     control_seeds: Sequence[int] = (0, 1, 2),
-    config: ProbeConfig | None = None,
+    config: MeasureSettings | None = None,
 ) -> Selectivity:
     """IIA on ``target`` minus IIA on random-init networks of the same architecture (one per seed).
 
     Every network sees the same counterfactual pairs; each gets a fresh map of family ``spec``.
     """
-    config = config or ProbeConfig()
+    config = config or MeasureSettings()
     if isinstance(spec, AlignmentMap):
         raise ScoreError("random_network_selectivity needs a spec string: each network gets a fresh map")
     if not control_seeds:
@@ -136,7 +136,7 @@ def control_algorithm_selectivity(
     target: str | Target = "trained",
     target_seed: int = 0,
     control_seeds: Sequence[int] = (0, 1, 2),
-    config: ProbeConfig | None = None,
+    config: MeasureSettings | None = None,
 ) -> Selectivity:
     """IIA for ``variable`` under the real algorithm minus under control algorithms (one per seed).
 
@@ -144,7 +144,7 @@ def control_algorithm_selectivity(
     default variable is the task's first intermediate (non-input, non-output) variable.
     Real and control pairs share their inputs (same seed); only the labels differ.
     """
-    config = config or ProbeConfig()
+    config = config or MeasureSettings()
     if isinstance(spec, AlignmentMap):
         raise ScoreError("control_algorithm_selectivity needs a spec string: each control gets a fresh map")
     if not control_seeds:

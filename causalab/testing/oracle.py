@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 
 from causalab.causal.algorithm import Algorithm, Values
-from causalab.causal.counterfactual import sample_counterfactuals
 from causalab.causal.task import Task
 from causalab.errors import SiteError
 from causalab.intervene import Partition

@@ -1,0 +1,258 @@
+"""One measurement, one way: sample pairs -> prepare them -> fit the map -> score it -> a :class:`Measurement`.
+
+Every run of causalab goes through :func:`measure`: ``run_experiment`` (and so every
+sweep and ``causalab run``) and every score in :mod:`causalab.scores`. The settings it
+reads are one :class:`MeasureSettings` (an :class:`~causalab.experiments.ExperimentConfig`
+is one, with the pieces to build added); the result is one :class:`Measurement`, which
+also writes the results-file record. Hidden states are cached once per dataset
+(:func:`causalab.prepare`): the network is frozen.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import torch
+
+from causalab.alignment import AlignmentMap
+from causalab.causal.counterfactual import CounterfactualDataset
+from causalab.causal.task import Task
+from causalab.errors import ConfigFieldError, PartitionError
+from causalab.intervene import Partition
+from causalab.metrics import IIAResult
+from causalab.neural.target import Site, Target
+from causalab.registry import make_alignment
+from causalab.train import MONITORS, FitConfig, FitResult, evaluate, fit_alignment, prepare
+
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+VALIDATE_ON = ("val", "train")
+Pairs = tuple[CounterfactualDataset, CounterfactualDataset, CounterfactualDataset]
+
+
+@dataclass
+class MeasureSettings:
+    """Pair counts, block size, fitting settings, seed, precision and device of one measurement.
+
+    ``seed`` seeds the pairs, the map's initialisation and the batch order.
+    ``validate_on="val"`` stops early on held-out validation pairs (the usual fit);
+    ``"train"`` stops on the training pairs themselves, so that nothing held out leaks
+    into the fit: what a memorisation measurement needs. ``monitor`` is what early
+    stopping watches (see :class:`causalab.FitConfig`). Invalid values raise
+    :class:`~causalab.errors.ConfigFieldError` naming the field.
+    """
+
+    n_train: int = 2_000
+    n_val: int = 500
+    n_test: int = 2_000
+    intervention_size: int = 8
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-2
+    patience: int = 3
+    seed: int = 0
+    monitor: str = "iia"
+    validate_on: str = "val"
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dtype, torch.dtype):  # accept torch.float64 as well as "float64"
+            self.dtype = next((k for k, v in DTYPES.items() if v == self.dtype), str(self.dtype))
+        for name in ("n_train", "n_val", "n_test", "epochs", "batch_size", "patience"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigFieldError(name, f"must be a positive integer, got {v!r}")
+        for name in ("seed", "intervention_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigFieldError(name, f"must be a non-negative integer, got {v!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
+            raise ConfigFieldError("lr", f"must be a positive finite number, got {self.lr!r}")
+        self.lr = float(self.lr)  # lr = 1 and lr = 1.0 are the same run, with the same hash
+        if self.monitor not in MONITORS:
+            raise ConfigFieldError("monitor", f"must be one of {MONITORS} (what early stopping watches), got {self.monitor!r}")
+        if self.validate_on not in VALIDATE_ON:
+            raise ConfigFieldError("validate_on", f"must be one of {VALIDATE_ON}, got {self.validate_on!r}")
+        if self.dtype not in DTYPES:
+            raise ConfigFieldError("dtype", f"must be one of {tuple(DTYPES)}, got {self.dtype!r}")
+        if not isinstance(self.device, str) or not self.device.strip():
+            raise ConfigFieldError("device", f"must be a non-empty string such as 'cpu' or 'cuda', got {self.device!r}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def fit_config(self) -> FitConfig:
+        return FitConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
+                         seed=self.seed, monitor=self.monitor)
+
+    def sizes(self) -> list[int]:
+        return [self.n_train, self.n_val, self.n_test]
+
+
+@dataclass
+class Measurement:
+    """One fitted map: its spec, complexity, IIA on its training and test pairs, and how the fit went.
+
+    ``config`` is the run's config when the measurement is one run of an experiment;
+    :meth:`to_record` then writes the results-file record.
+    """
+
+    spec: str
+    num_parameters: int
+    train: IIAResult
+    test: IIAResult
+    fit: FitResult
+    phi: AlignmentMap | None = field(default=None, repr=False)
+    partition: Partition | None = field(default=None, repr=False)
+    dtype: torch.dtype = torch.float32
+    chance: float = float("nan")
+    width: int | None = None
+    seconds: float = 0.0
+    config: Any = None
+
+    def score(self, target: Target, site: Site, task: Task, data: CounterfactualDataset) -> IIAResult:
+        """IIA of this fitted map on other pairs (e.g. from another part of the input space)."""
+        if self.phi is None or self.partition is None:
+            raise ConfigFieldError("alignment", f"the measurement of {self.spec!r} keeps no fitted map to score new pairs with")
+        pairs = prepare(target, site, task, data, dtype=self.dtype)
+        return evaluate(target, site, self.phi, self.partition, task, pairs)
+
+    @property
+    def train_iia(self) -> float:
+        return self.train.iia
+
+    @property
+    def test_iia(self) -> float:
+        return self.test.iia
+
+    def to_dict(self) -> dict:
+        return {
+            "spec": self.spec,
+            "num_parameters": self.num_parameters,
+            "train": self.train.to_dict(),
+            "test": self.test.to_dict(),
+            "epochs_run": self.fit.epochs_run,
+            "chance": self.chance,
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-ready results-file record: config, hash, IIA (overall and per variable set, with 95%
+        intervals), sizes, timing and versions. Needs the run's ``config``."""
+        if self.config is None:
+            raise ConfigFieldError("config", f"the measurement of {self.spec!r} was not made from a config; it has no record")
+        cfg = self.config
+        return {
+            "config": cfg.to_dict(),
+            "hash": cfg.hash(),
+            "iia": self.test.iia,
+            "test": self.test.to_dict(),
+            "train_iia": self.train.iia,
+            "best_val_iia": self.fit.best_val_iia,
+            "epochs_run": self.fit.epochs_run,
+            "steps": self.fit.steps,
+            "num_parameters": self.num_parameters,
+            "width": self.width,
+            "n_train": cfg.n_train,
+            "n_val": cfg.n_val,
+            "n_test": cfg.n_test,
+            "seconds": self.seconds,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(),
+        }
+
+
+def versions() -> dict[str, str]:
+    """Versions that can change a result: the record keeps them beside the numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        mine = version("causalab")
+    except PackageNotFoundError:  # pragma: no cover - running from a tree that was never installed
+        mine = "unknown"
+    return {"causalab": mine, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def draw_pairs(task: Task, settings: MeasureSettings, seed: int | None = None) -> Pairs:
+    """Train, validation and test pairs from the task (its own split where it has one, see :meth:`Task.splits`)."""
+    gen = torch.Generator().manual_seed(settings.seed if seed is None else seed)
+    train, val, test = task.splits(settings.sizes(), gen)
+    return train, val, test
+
+
+def chance_level(labels: torch.Tensor) -> float:
+    """The IIA of always answering the most frequent counterfactual class (NaN for non-class labels)."""
+    if labels.dim() != 1 or len(labels) == 0:
+        return float("nan")
+    return float(torch.bincount(labels.long().cpu()).max()) / len(labels)
+
+
+def default_partition(task: Task, width: int, size: int) -> Partition:
+    """Consecutive blocks of ``size`` coordinates, one per intervened variable."""
+    try:
+        return Partition.contiguous(task.variables, size, width)
+    except PartitionError as exc:
+        raise ConfigFieldError("intervention_size", f"task {task.name!r}: {exc}") from None
+
+
+def build_map(spec: str | AlignmentMap, width: int, seed: int, dtype: torch.dtype, device: str = "cpu") -> AlignmentMap:
+    """A fresh map from a spec string, initialised from ``seed`` without touching the global RNG."""
+    if isinstance(spec, AlignmentMap):
+        return spec
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make_alignment(spec, width).to(device=device, dtype=dtype)
+
+
+def describe_spec(spec: str | AlignmentMap) -> str:
+    return spec if isinstance(spec, str) else getattr(spec, "spec", None) or type(spec).__name__
+
+
+def measure(
+    target: Target,
+    site: Site,
+    task: Task,
+    spec: str | AlignmentMap,
+    settings: MeasureSettings | None = None,
+    *,
+    pairs: Pairs | None = None,
+    partition: Partition | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> Measurement:
+    """Fit the map ``spec`` (a spec string such as ``"revnet:blocks=2"``, or a built map) and score it.
+
+    ``pairs`` are (train, validation, test) counterfactual datasets; by default they are
+    drawn from ``task`` with the settings' sizes and seed. The map is fitted on train and
+    stopped early on validation (or on train itself, see :class:`MeasureSettings`);
+    ``progress`` receives each epoch's record. Raises
+    :class:`~causalab.errors.ConfigFieldError` for a block size the map cannot hold.
+    """
+    start = time.perf_counter()
+    settings = settings or MeasureSettings()
+    site = target.check_site(site)
+    width = target.width(site)
+    dtype = settings.torch_dtype
+    phi = build_map(spec, width, settings.seed, dtype, settings.device)
+    partition = partition or default_partition(task, width, settings.intervention_size)
+    try:
+        partition.check_fits(phi)
+    except PartitionError as exc:
+        raise ConfigFieldError("intervention_size", f"map {describe_spec(spec)!r}: {exc}") from None
+    train_d, val_d, test_d = pairs if pairs is not None else draw_pairs(task, settings)
+    kw = {"device": settings.device, "dtype": dtype}
+    train = prepare(target, site, task, train_d, **kw)
+    val = train if settings.validate_on == "train" else prepare(target, site, task, val_d, **kw)
+    test = prepare(target, site, task, test_d, **kw)
+    fit = fit_alignment(target, site, phi, partition, task, train, val, settings.fit_config(), progress=progress)
+    test_iia = evaluate(target, site, phi, partition, task, test)
+    train_iia = evaluate(target, site, phi, partition, task, train)
+    return Measurement(
+        spec=describe_spec(spec), num_parameters=phi.num_parameters, train=train_iia, test=test_iia, fit=fit,
+        phi=phi, partition=partition, dtype=dtype, chance=chance_level(test.labels), width=partition.width,
+        seconds=time.perf_counter() - start,
+    )
