@@ -22,6 +22,7 @@ import torch
 
 import causalab as cl
 import causalab.scores as sc
+from causalab.experiments.report import format_table
 from causalab.registry import ALIGNMENTS
 
 
@@ -42,9 +43,7 @@ def ci(score) -> str:
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+    return format_table(header, rows, fmt="plain").rstrip("\n")
 
 
 def main(argv=None) -> int:

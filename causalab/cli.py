@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,7 +16,9 @@ from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
 from causalab.dilemma import EXPERIMENTS
 from causalab.experiments.grid import load_sweep
+from causalab.experiments.report import format_table
 from causalab.experiments.runner import run_experiment
+from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
 from causalab.registry import ALGORITHMS, ALIGNMENTS, AlignmentSpec, import_plugin, knobs_of
 from causalab.threads import use_threads
@@ -30,16 +32,22 @@ def _position(text: str) -> str | int:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
-SCALAR_OPTIONS = (  # flag, type, default of `causalab run`
-    ("--position", _position, None),
-    ("--intervention-size", int, 8),
-    ("--n-train", int, 20_000),
-    ("--n-val", int, 2_000),
-    ("--n-test", int, 5_000),
-    ("--epochs", int, 20),
-    ("--batch-size", int, 256),
-    ("--lr", float, 1e-2),
+# flag and type of each scalar option of `causalab run`; its default is the config field's own
+SCALAR_OPTIONS = (
+    ("--position", _position),
+    ("--intervention-size", int),
+    ("--n-train", int),
+    ("--n-val", int),
+    ("--n-test", int),
+    ("--epochs", int),
+    ("--batch-size", int),
+    ("--lr", float),
 )
+CONFIG_DEFAULTS = {f.name: f.default for f in fields(ExperimentConfig)}
+
+
+def _field(flag: str) -> str:
+    return flag[2:].replace("-", "_")
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -70,14 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="a TOML run or sweep file instead of the grid options above; "
                      "options below given explicitly override the file's values")
     run.add_argument("--profile", help="with --config: a named profile of the sweep file")
-    for flag, typ, default in SCALAR_OPTIONS:
+    for flag, typ in SCALAR_OPTIONS:
         run.add_argument(flag, type=typ, default=None,
-                         help="token position for language models: last, s2, io or an index" if flag == "--position" else f"(default: {default})")
+                         help="token position for language models: last, s2, io or an index" if flag == "--position"
+                         else f"(default: {CONFIG_DEFAULTS[_field(flag)]})")
     run.add_argument("--target-option", action="append", help="key=value passed to the target builder, e.g. size=14m, arch=gpt2, step=400")
     run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="(default: float32)")
     run.add_argument("--device", default=None, help="cpu (default) or cuda")
     run.add_argument("--threads", type=int, default=None, help="torch threads in this process (default: $CAUSALAB_THREADS, else 1)")
-    run.add_argument("--json", type=Path, help="also write one JSON record per run to this file")
+    run.add_argument("--json", type=Path, help="also append one record per run to this results file (JSONL, as causalab sweep writes; a run already in it is not written twice)")
 
     sw = sub.add_parser("sweep", help="run a TOML sweep into an append-only results file (resumes: recorded runs are skipped)")
     sw.add_argument("file", type=Path, help="sweep file: [base], [grid] of lists, optional [profiles.NAME]")
@@ -133,7 +142,7 @@ def _fmt(x: float) -> str:
 
 def _overrides(args: argparse.Namespace) -> dict:
     """Scalar options given explicitly on the command line, as config fields."""
-    names = [flag[2:].replace("-", "_") for flag, _, _ in SCALAR_OPTIONS] + ["dtype", "device"]
+    names = [_field(flag) for flag, _ in SCALAR_OPTIONS] + ["dtype", "device"]
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
@@ -155,7 +164,7 @@ def _grid_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
     targets = _split(args.target or ["trained", "random"])
     layers = _ints(args.layer or ["1"], "layer")
     seeds = _ints(args.seed or ["0"], "seed")
-    scalars = {flag[2:].replace("-", "_"): default for flag, _, default in SCALAR_OPTIONS} | _overrides(args)
+    scalars = _overrides(args)  # the rest keep the config's defaults
     if args.target_option:
         scalars["target_options"] = _target_options(args.target_option)
     return [
@@ -182,39 +191,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    rows, records = [], []
+    store = ResultStore(args.json) if args.json else None
+    rows, written = [], 0
     start = time.perf_counter()
     bar = tqdm(configs, desc="runs", unit="run", file=sys.stderr, disable=None)
     for cfg in bar:
         bar.set_postfix_str(f"{cfg.algorithm} {cfg.target} {cfg.alignment} L{cfg.layer} s{cfg.seed}")
         res = run_experiment(cfg, validated=True)  # validate_all above
-        rec = res.to_record()
-        records.append(rec)
+        if store is not None:  # each record as its run finishes: an interrupted run keeps the finished ones
+            written += store.append(res.to_record(), unique=True)
         lo, hi = res.test.overall.interval
         per = " ".join(f"{k}={_fmt(s.accuracy)}" for k, s in res.test.per_set.items())
         rows.append([cfg.algorithm, cfg.target, str(cfg.layer), cfg.alignment, str(cfg.seed), str(res.num_parameters),
                      _fmt(res.test.iia), f"[{_fmt(lo)}, {_fmt(hi)}]", per])
     header = ["algorithm", "target", "layer", "alignment", "seed", "params", "IIA", "95% CI", "per variable set"]
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    print(format_table(header, rows, fmt="plain"), end="")
     test_sizes = sorted({c.n_test for c in configs})
     print(f"\n{len(rows)} runs in {time.perf_counter() - start:.1f}s; test pairs per run: {', '.join(map(str, test_sizes))}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        with args.json.open("w") as f:
-            for rec in records:
-                f.write(json.dumps(rec) + "\n")
-        print(f"records written to {args.json}")
+    if store is not None:
+        kept = len(rows) - written
+        print(f"{written} records appended to {args.json}" + (f" ({kept} already there)" if kept else ""))
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from causalab.experiments.store import ResultStore
     from causalab.experiments.sweep import SweepEvent, run_sweep
 
     use_threads()

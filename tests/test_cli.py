@@ -45,3 +45,17 @@ def test_dilemma_command_runs_a_profile_and_says_where_it_wrote(tmp_path, capsys
 def test_dilemma_rejects_an_unknown_profile(capsys):
     assert main(["dilemma", "--profile", "huge"]) == 2
     assert "unknown dilemma profile 'huge'" in capsys.readouterr().err
+
+
+def test_run_json_appends_records_through_the_results_store(tmp_path, capsys):
+    from causalab.experiments.store import load_records
+
+    args = ["run", "--algorithm", "left_equality_relation", "--target", "oracle", "--alignment", "identity;rotation",
+            "--n-train", "200", "--n-val", "100", "--n-test", "200", "--epochs", "1", "--json", str(tmp_path / "r.jsonl")]
+    assert main(args) == 0
+    assert "2 records appended" in capsys.readouterr().out
+    first = load_records(tmp_path / "r.jsonl")
+    assert [r["config"]["alignment"] for r in first] == ["identity", "rotation"]
+    assert main(args) == 0  # the same runs again: recorded once
+    assert "0 records appended to" in capsys.readouterr().out
+    assert [r["hash"] for r in load_records(tmp_path / "r.jsonl")] == [r["hash"] for r in first]
