@@ -226,6 +226,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     configs = spec.configs()
     results = args.results or spec.results or Path("results") / f"{spec.name}.jsonl"
     store = ResultStore(results)
+    if store.partial_line():
+        print(f"note: {results} ends in a record cut short (a run interrupted mid-write); it is dropped and that run "
+              "is done again", file=sys.stderr)
     if args.dry_run:
         validate_all(configs)
         done = store.hashes()
@@ -303,6 +306,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from causalab.experiments.report import write_report
 
     by = _split(args.by) if args.by else None
+    if ResultStore(args.results).partial_line():
+        print(f"note: {args.results} ends in a record cut short (a run interrupted mid-write); it is left out",
+              file=sys.stderr)
     files = write_report(args.results, args.out, by=by, fmt=args.format, progression=args.progression)
     print(files["summary"].read_text(), end="")
     if "layers" in files:

@@ -69,6 +69,10 @@ class AlignmentError(CausalabError, ValueError):
     """An alignment map was built or used wrongly."""
 
 
+class DataError(CausalabError, ValueError):
+    """Pairs or network inputs that cannot be used: none at all, or non-finite values (NaN, inf)."""
+
+
 class FitError(CausalabError, RuntimeError):
     """Fitting an alignment map failed (non-finite loss, a network that changed)."""
 

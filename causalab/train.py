@@ -18,7 +18,7 @@ from torch.nn.utils import parametrize
 from causalab.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
-from causalab.errors import FitError
+from causalab.errors import DataError, FitError
 from causalab.intervene import Partition, interchange
 from causalab.metrics import IIAResult, iia_from_correct
 from causalab.neural.target import Site, Target
@@ -92,13 +92,29 @@ def prepare(
     The base inputs also carry whatever the target caches to resume from ``site``
     (:meth:`Target.resume_inputs`, e.g. an LM's residual stream after the site's block).
     """
-    base_inputs = target.resume_inputs(inputs_to(task.encode(data.base), device, dtype), site)
-    h_base = hidden_states(target, base_inputs, site, batch_size)
+    if len(data) == 0:
+        raise DataError(f"no pairs to prepare for {task.name!r} at {site}: the dataset is empty")
+    base_inputs = target.resume_inputs(_finite(inputs_to(task.encode(data.base), device, dtype), task, "base inputs"), site)
+    h_base = _finite(hidden_states(target, base_inputs, site, batch_size), task, f"base hidden states at {site}")
     h_sources = {}
     for var, src in data.sources.items():
-        h_sources[var] = hidden_states(target, inputs_to(task.encode(src), device, dtype), site, batch_size)
+        inputs = _finite(inputs_to(task.encode(src), device, dtype), task, f"source inputs of {var!r}")
+        h_sources[var] = _finite(hidden_states(target, inputs, site, batch_size), task, f"{var!r} source hidden states at {site}")
     labels = task.labels(data).to(device)
     return PreparedPairs(base_inputs, h_base, h_sources, labels, data.set_index.to(device), list(data.intervention_sets))
+
+
+def _finite(values: Any, task: Task, what: str) -> Any:
+    """``values`` (a tensor or a dict of them), checked finite: NaN inputs would otherwise pass silently."""
+    tensors = values.items() if isinstance(values, dict) else [("", values)]
+    for key, v in tensors:
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            bad = ~torch.isfinite(v.reshape(v.shape[0], -1)).all(1) if v.dim() else torch.tensor([True])
+            rows = torch.nonzero(bad).flatten()[:5].tolist()
+            where = f" ({key!r})" if key else ""
+            raise DataError(f"{task.name!r}: the {what}{where} are not finite (NaN or inf) in rows {rows}; "
+                            "check the task's encoding and the network (the alignment map is not involved yet)")
+    return values
 
 
 def patched_logits(
@@ -124,6 +140,8 @@ def evaluate(
 
     With ``with_loss`` the result also carries the mean counterfactual loss (``.loss``).
     """
+    if len(pairs) == 0:
+        raise DataError(f"no pairs to score {task.name!r} on: IIA of zero pairs is undefined")
     was_training = phi.training
     phi.eval()
     correct, loss = [], 0.0
@@ -240,6 +258,8 @@ def fit_alignment(
     :class:`FitError`; so does a network whose weights changed during the fit.
     """
     config = config or FitConfig()
+    if len(train) == 0:
+        raise DataError(f"no training pairs to fit {type(phi).__name__} on for {task.name!r}")
     partition.check_fits(phi)
     fit_statistics = getattr(phi, "fit_statistics", None)
     if callable(fit_statistics):  # e.g. a standardisation in front of a non-linear map

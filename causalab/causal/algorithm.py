@@ -29,6 +29,7 @@ from causalab.errors import (
     MechanismError,
     MissingInputError,
     NoOutputError,
+    SamplingError,
     UnknownNodeError,
 )
 
@@ -245,6 +246,7 @@ class Algorithm:
         if self.input_sampler is not None:
             drawn = dict(self.input_sampler(n, generator))
             self._check_inputs(drawn, n_expected=n)
+            self._check_finite(drawn, "the algorithm's input_sampler")
             return drawn
         for node in self.inputs:
             data = self.graph.nodes[node]
@@ -254,7 +256,16 @@ class Algorithm:
                 dom = self._domain_tensor(node)
                 idx = torch.randint(len(dom), (n,), generator=generator)
                 values[node] = dom[idx]
+        self._check_finite(values, "its sampler")
         return values
+
+    def _check_finite(self, values: Mapping[str, Any], source: str) -> None:
+        """Sampled inputs are finite: a NaN would flow silently through every mechanism and network."""
+        for node, v in values.items():
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                rows = torch.nonzero(~torch.isfinite(v.reshape(v.shape[0], -1)).all(1)).flatten()[:5].tolist()
+                raise SamplingError(f"algorithm {self.name!r}: input {node!r} drawn by {source} is not finite "
+                                    f"(NaN or inf) in rows {rows}; samplers must return finite values")
 
     def _check_inputs(self, inputs: Mapping[str, torch.Tensor], n_expected: int | None = None) -> int:
         missing = [i for i in self.inputs if i not in inputs]

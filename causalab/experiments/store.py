@@ -25,7 +25,10 @@ class ResultStore:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.dropped_partial_line = False
+        if self.path.is_dir():
+            raise StoreError(f"results file {str(self.path)!r} is a directory; give a file path such as "
+                             f"{str(self.path / 'results.jsonl')!r}")
+        self.dropped_partial_line = False  # the last records() read ended in a line cut short (by a kill)
         self._offset = 0  # bytes of the file already parsed into _known (appends read only what is new)
         self._known: set[str] = set()
 
@@ -57,6 +60,14 @@ class ResultStore:
                 raise StoreError(f"{self.path}: line {number} is not a run record (no 'hash')")
             out.append(rec)
         return out
+
+    def partial_line(self) -> bool:
+        """Whether the file ends in a record cut short (a run killed mid-write); the next append drops it."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return False
+        return bool(data) and not data.endswith(b"\n") and bool(data.rsplit(b"\n", 1)[-1].strip())
 
     def hashes(self) -> set[str]:
         return {rec["hash"] for rec in self.records()}
@@ -117,5 +128,9 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def load_records(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The complete records of a results file (a truncated last line is dropped)."""
-    return ResultStore(path).records()
+    """The complete records of an existing results file (a truncated last line is dropped, see
+    :meth:`ResultStore.partial_line`). A missing file raises :class:`StoreError` naming it."""
+    store = ResultStore(path)
+    if not store.path.exists():
+        raise StoreError(f"there is no results file at {str(store.path)!r}")
+    return store.records()
