@@ -35,6 +35,7 @@ def _position(text: str) -> str | int:
 # flag and type of each scalar option of `causalab run`; its default is the config field's own
 SCALAR_OPTIONS = (
     ("--position", _position),
+    ("--component", str),
     ("--intervention-size", int),
     ("--n-train", int),
     ("--n-val", int),
@@ -44,6 +45,11 @@ SCALAR_OPTIONS = (
     ("--lr", float),
 )
 CONFIG_DEFAULTS = {f.name: f.default for f in fields(ExperimentConfig)}
+SCALAR_HELP = {
+    "--position": "token position for language models: last, s2, io or an index",
+    "--component": "what is read and patched at the layer: block_output (default); on language models also "
+                   "attention_output, mlp_output, heads:3 or heads:0,5",
+}
 
 
 def _field(flag: str) -> str:
@@ -80,8 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", help="with --config: a named profile of the sweep file")
     for flag, typ in SCALAR_OPTIONS:
         run.add_argument(flag, type=typ, default=None,
-                         help="token position for language models: last, s2, io or an index" if flag == "--position"
-                         else f"(default: {CONFIG_DEFAULTS[_field(flag)]})")
+                         help=SCALAR_HELP.get(flag, f"(default: {CONFIG_DEFAULTS[_field(flag)]})"))
     run.add_argument("--target-option", action="append", help="key=value passed to the target builder, e.g. size=14m, arch=gpt2, step=400")
     run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="(default: float32)")
     run.add_argument("--device", default=None, help="cpu (default) or cuda")

@@ -219,7 +219,7 @@ def _measure(kind: str, spec: str, settings: dict[str, Any], c: ExperimentConfig
         target = build_target(task, c.target, c.target_seed, **c.target_options)
         built[task_name] = (task.for_target(target), target)
     task, target = built[task_name]
-    site = Site(c.layer, c.position)
+    site = Site(c.layer, c.position, c.component)
     measured = MeasureSettings(**settings["probe"])  # the key keeps its name: it is part of the cached hashes
     if kind == "control_algorithm":
         return control_algorithm_selectivity(task, spec, site, target=target, control_seeds=settings["control_seeds"],

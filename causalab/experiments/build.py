@@ -57,9 +57,11 @@ def build_run(config: ExperimentConfig, *, dry: bool = False, targets: dict[str,
     target = _target(config, task, dry, targets).to(config.device)
     task = task.for_target(target)
     try:
-        site = target.check_site(Site(config.layer, config.position))
+        site = target.check_site(Site(config.layer, config.position, config.component))
     except CausalabError as exc:
-        field = "position" if config.position is not None and "position" in str(exc) else "layer"
+        text = str(exc)
+        field = ("component" if "component" in text or "head" in text else
+                 "position" if config.position is not None and "position" in text else "layer")
         raise field_error(field, exc) from None
     width = target.width(site)
     try:

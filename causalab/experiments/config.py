@@ -15,7 +15,7 @@ from causalab.neural.build import TARGET_KINDS
 
 # Fields added after results were first recorded, with their defaults: the hash leaves a field
 # out while it is at this default, so adding a field never orphans a results file.
-HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia", "validate_on": "val"}
+HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia", "validate_on": "val", "component": "block_output"}
 
 
 @dataclass
@@ -26,7 +26,9 @@ class ExperimentConfig(MeasureSettings):
     ``target`` is ``trained`` (trained here, cached), ``random`` (random init from
     ``target_seed``) or ``oracle`` (a hand-built network computing the algorithm,
     where the task family has one), or ``pretrained`` (a saved or hub model named in
-    ``target_options``, for tasks that build their own targets). ``partition`` optionally gives explicit
+    ``target_options``, for tasks that build their own targets). ``component`` is what is read and
+    patched at the layer: ``block_output`` (the default), or on language models
+    ``attention_output``, ``mlp_output`` or ``heads:3`` / ``heads:0,5``. ``partition`` optionally gives explicit
     coordinate blocks per variable; otherwise each variable gets
     ``intervention_size`` consecutive coordinates.
     """
@@ -37,6 +39,7 @@ class ExperimentConfig(MeasureSettings):
     target_seed: int = 0
     layer: int = 1
     position: str | int | None = None
+    component: str = "block_output"
     partition: dict[str, list[int]] | None = None
     target_options: dict[str, Any] = field(default_factory=dict)
     # an experiment's defaults differ from a score's measurement
@@ -46,7 +49,7 @@ class ExperimentConfig(MeasureSettings):
     epochs: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("algorithm", "alignment"):
+        for name in ("algorithm", "alignment", "component"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise ConfigFieldError(name, f"must be a non-empty string, got {getattr(self, name)!r}")
         if self.target not in TARGET_KINDS:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from causalab.errors import ConfigError, SiteError
+from causalab.neural.components import BlockParts, Component, hook
 from causalab.neural.target import Site, Target
 
 ARCHS = ("gpt_neox", "gpt2")
@@ -95,6 +96,7 @@ class LMTarget(Target):
         self.layer_path, self.blocks = _find_layers(model)
         self.n_layers = len(self.blocks)
         self._pyvene: dict = {}  # cached IntervenableModels, kept out of the module tree
+        self._parts: list[BlockParts] = []  # the block's sub-modules for component sites, read on first use
         self.hidden_width = self._dry_width()
 
     def _dry_width(self) -> int:
@@ -120,13 +122,25 @@ class LMTarget(Target):
             raise SiteError(f"unknown token position {pos!r}; valid: {list(self.positions)} or an int >= 0")
         if isinstance(pos, int) and pos < 0:
             raise SiteError(f"token position {pos} is negative; give an index >= 0 or 'last'")
-        if site.component != "block_output":
-            raise SiteError(f"unknown component {site.component!r}; LM targets offer 'block_output' (residual stream)")
+        component = Component.parse(site.component)
+        if component.kind != "block_output":
+            self.parts().width(component, self.hidden_width)  # heads that exist
         return site
 
+    def parts(self) -> BlockParts:
+        """The attention, MLP and head layout of the blocks (for component sites), read by running once."""
+        if not self._parts:
+            config = getattr(self.model, "config", None)
+            heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
+            self._parts.append(BlockParts(self.model, self.blocks, heads))
+        return self._parts[0]
+
     def width(self, site: Site) -> int:
-        self.check_site(site)
-        return self.hidden_width
+        site = self.check_site(site)
+        component = Component.parse(site.component)
+        if component.kind == "block_output":
+            return self.hidden_width
+        return self.parts().width(component, self.hidden_width)
 
     # --- inputs ---------------------------------------------------------------------
     @staticmethod
@@ -162,6 +176,9 @@ class LMTarget(Target):
     def hidden(self, inputs: Any, site: Site) -> torch.Tensor:
         site = self.check_site(site)
         pos = self.token_positions(inputs, site.position)
+        component = Component.parse(site.component)
+        if component.kind != "block_output":
+            return self._component_hidden(inputs, site, component, pos)
         stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
         if stream is not None:  # cached by resume_inputs: no forward pass
             return stream[torch.arange(stream.shape[0], device=stream.device), pos.to(stream.device)]
@@ -173,6 +190,22 @@ class LMTarget(Target):
             raise _Stop
 
         handle = self.blocks[site.layer - 1].register_forward_hook(read)
+        try:
+            self.model(input_ids=self.input_ids(inputs), use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+        return got["h"]
+
+    def _component_hidden(self, inputs: Any, site: Site, component: Component, pos: torch.Tensor) -> torch.Tensor:
+        got: dict[str, torch.Tensor] = {}
+
+        def read(h: torch.Tensor) -> None:
+            got["h"] = h
+            raise _Stop
+
+        handle = hook(self.parts(), component, site.layer, pos, read=read)
         try:
             self.model(input_ids=self.input_ids(inputs), use_cache=False)
         except _Stop:
@@ -203,7 +236,7 @@ class LMTarget(Target):
         from causalab.neural.resume import prefix_keys_values, residual_stream, supports_resume
 
         site = self.check_site(site)
-        if self.engine != "hook" or not supports_resume(self.model):
+        if self.engine != "hook" or not supports_resume(self.model) or site.component != "block_output":
             return inputs
         ids = self.input_ids(inputs)
         out = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
@@ -234,6 +267,15 @@ class LMTarget(Target):
         """
         site = self.check_site(site)
         engine = engine or self.engine
+        component = Component.parse(site.component)
+        if component.kind != "block_output":
+            if engine != "hook":
+                raise SiteError(f"component sites ({site.component!r}) run on the hook engine; this target uses {engine!r}")
+            handle = hook(self.parts(), component, site.layer, self.token_positions(inputs, site.position), value=h)
+            try:
+                return self.logits(inputs)
+            finally:
+                handle.remove()
         stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
         if engine == "hook" and stream is not None:
             from causalab.neural.resume import resume_logits

@@ -47,6 +47,9 @@ class MLPTarget(Target):
             raise SiteError(f"MLP has hidden layers 1..{self.depth}; layer {site.layer} does not exist")
         if site.position is not None:
             raise SiteError(f"an MLP has no token positions; site {site} names position {site.position!r}")
+        if site.component != "block_output":
+            raise SiteError(f"unknown component {site.component!r}: an MLP's sites are its hidden layers "
+                            "(component 'block_output')")
         return site
 
     def width(self, site: Site) -> int:

@@ -16,7 +16,9 @@ class Site:
     ``layer`` counts from 1 (the first hidden layer / first block's output).
     ``position`` names a token position for sequence models (``"last"``, an int, or a
     task-defined name); it is ``None`` for MLPs. ``component`` names what is read
-    (``"block_output"``: an MLP hidden layer's activation or a transformer's residual stream).
+    (``"block_output"``: an MLP hidden layer's activation or a transformer's residual stream;
+    language models also offer ``"attention_output"``, ``"mlp_output"`` and attention heads
+    ``"heads:3"`` / ``"heads:0,5"``, see :mod:`causalab.neural.components`).
     """
 
     layer: int
@@ -25,7 +27,8 @@ class Site:
 
     def __str__(self) -> str:
         pos = "" if self.position is None else f"@{self.position}"
-        return f"layer{self.layer}{pos}"
+        part = "" if self.component == "block_output" else f"/{self.component}"
+        return f"layer{self.layer}{pos}{part}"
 
 
 class Target(nn.Module):
