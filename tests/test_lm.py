@@ -124,7 +124,7 @@ def test_site_validation(target):
     with pytest.raises(SiteError, match="beyond the sequence length"):
         target.hidden(x, Site(1, 99))
     with pytest.raises(SiteError, match="component"):
-        target.check_site(Site(1, "last", component="attention_output"))
+        target.check_site(Site(1, "last", component="attention_out"))
     with pytest.raises(SiteError, match="pos_s2"):
         target.hidden(x["input_ids"], Site(1, "s2"))  # bare token ids carry no named positions
     with pytest.raises(PartitionError, match="nope"):
