@@ -260,3 +260,27 @@ def test_left_padded_inputs_are_refused_by_name():
     for call in (lambda x: lm.hidden(x, site), lm.logits, lambda x: lm.resume_inputs(x, site)):
         with pytest.raises(ConfigError, match="row 1 of the attention mask has padding before a real token"):
             call({"input_ids": ids, "attention_mask": left})
+
+
+def test_pythia_initialisation_matches_the_gpt_neox_library():
+    from causalab.neural.pythia_init import small_init_std, wang_init_std
+
+    lm = random_lm(V, size="31m", seed=0, init="pythia")
+    params = dict(lm.model.named_parameters())
+    d, layers = 256, 6
+    for name, std in (("gpt_neox.layers.0.attention.query_key_value.weight", small_init_std(d)),
+                      ("gpt_neox.layers.3.mlp.dense_h_to_4h.weight", small_init_std(d)),
+                      ("gpt_neox.embed_in.weight", small_init_std(d)),
+                      ("gpt_neox.layers.0.attention.dense.weight", wang_init_std(d, layers)),
+                      ("gpt_neox.layers.5.mlp.dense_4h_to_h.weight", wang_init_std(d, layers))):
+        assert abs(params[name].std().item() - std) < 0.03 * std, name
+    assert not params["gpt_neox.layers.0.attention.dense.bias"].any()
+    assert torch.equal(params["gpt_neox.layers.0.input_layernorm.weight"], torch.ones(d))
+    again = random_lm(V, size="31m", seed=0, init="pythia")
+    assert all(torch.equal(p, q) for p, q in zip(lm.model.parameters(), again.model.parameters()))
+    hf = random_lm(V, size="31m", seed=0)
+    assert abs(dict(hf.model.named_parameters())["gpt_neox.layers.0.attention.dense.weight"].std().item() - 0.02) < 1e-3
+    with pytest.raises(ConfigError, match="GPT-NeoX's own initialisation"):
+        random_lm(V, arch="gpt2", size="tiny", init="pythia")
+    with pytest.raises(ConfigError, match="unknown init 'xavier'"):
+        random_lm(V, size="tiny", init="xavier")

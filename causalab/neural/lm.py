@@ -23,6 +23,7 @@ from torch import nn
 
 from causalab.errors import ConfigError, SiteError
 from causalab.neural.components import BlockParts, Component, hook
+from causalab.neural.pythia_init import INITS, pythia_init_
 from causalab.neural.target import Site, Target
 
 ARCHS = ("gpt_neox", "gpt2")
@@ -329,13 +330,19 @@ def from_pretrained(path_or_name: str | os.PathLike, revision: str | None = None
 
 def random_lm(vocab_size: int, *, arch: str = "gpt_neox", size: str = "14m", seed: int = 0, tokenizer: Any = None,
               dtype: torch.dtype = torch.float32, engine: str = "hook", max_positions: int = 64,
-              **overrides: Any) -> LMTarget:
-    """A causal LM at random initialisation (transformers' own init) from ``seed``."""
+              init: str = "transformers", **overrides: Any) -> LMTarget:
+    """A causal LM at random initialisation from ``seed``: transformers' own init (N(0, 0.02)), or with
+    ``init="pythia"`` the GPT-NeoX library's, as Pythia's ``step0`` (:mod:`causalab.neural.pythia_init`)."""
     from transformers import AutoModelForCausalLM
 
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
     config = lm_config(arch, size, vocab_size=vocab_size, max_positions=max_positions, **overrides)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config).to(dtype).eval()
+    model = AutoModelForCausalLM.from_config(config)
+    if init == "pythia":
+        pythia_init_(model, torch.Generator().manual_seed(seed))
+    model = model.to(dtype).eval()
     return LMTarget(model, tokenizer, engine=engine).freeze()
 
 
