@@ -24,3 +24,6 @@ class IdentityMap(AlignmentMap):
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         self.check_width(z)
         return z
+
+    def matrix(self) -> torch.Tensor:
+        return torch.eye(self.width)

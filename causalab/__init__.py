@@ -17,7 +17,20 @@ from causalab.registry import (
     register_algorithm,
     register_alignment,
 )
+from causalab.saved_alignment import SavedAlignment, load_alignment, save_alignment
 from causalab.train import FitConfig, evaluate, fit_alignment, prepare
+
+# the pyvene export imports pyvene (and transformers) on first use: seconds that `import causalab` does not pay
+_PYVENE_EXPORTS = ("to_pyvene", "pyvene_module", "pyvene_representation", "pyvene_unit_locations")
+
+
+def __getattr__(name: str):
+    if name in _PYVENE_EXPORTS:
+        from causalab.neural import pyvene_engine
+
+        return getattr(pyvene_engine, name)
+    raise AttributeError(f"module 'causalab' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 
@@ -36,6 +49,7 @@ __all__ = [
     "MeasureSettings",
     "Measurement",
     "Partition",
+    "SavedAlignment",
     "Site",
     "Target",
     "Task",
@@ -44,15 +58,21 @@ __all__ = [
     "fit_alignment",
     "import_plugin",
     "interchange",
+    "load_alignment",
     "make_alignment",
     "make_task",
     "measure",
     "prepare",
+    "pyvene_module",
+    "pyvene_representation",
+    "pyvene_unit_locations",
     "random_mlp",
     "register_algorithm",
     "register_alignment",
     "run_experiment",
     "sample_counterfactuals",
+    "save_alignment",
+    "to_pyvene",
     "train_mlp",
     "trained_mlp",
     "wilson_interval",

@@ -4,6 +4,11 @@ An alignment map ``phi : R^d -> R^d`` is invertible. Families subclass
 :class:`AlignmentMap` (an ``nn.Module``), take the hidden width first and their
 complexity knobs as keyword arguments, and implement ``forward`` and ``inverse``
 on tensors of shape ``(..., width)``.
+
+What a user inspects on any fitted map, whatever its family: ``spec`` (the spec string
+it was built from, e.g. ``"rotation:rank=4"``; set by :func:`causalab.make_alignment`),
+``matrix()`` (the ``(width, width)`` matrix ``M`` of a linear map, ``phi(h) = h @ M``;
+``None`` for a non-linear one), ``num_parameters``, ``swappable`` and ``describe()``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ class AlignmentMap(nn.Module):
         if not isinstance(width, int) or isinstance(width, bool) or width < 1:
             raise AlignmentError(f"{type(self).__name__}: width must be a positive integer, got {width!r}")
         self.width = width
+        # the spec string the map was built from (``family:knob=value,...``): set by make_alignment,
+        # read by causalab.save_alignment to rebuild the map; None for a map built by its constructor
+        self.spec: str | None = None
 
     @property
     def swappable(self) -> int:
@@ -46,6 +54,14 @@ class AlignmentMap(nn.Module):
         the swappable coordinates, shape ``(width, swappable)``. ``None`` for every other map.
 
         :func:`causalab.interchange` uses it to swap by projection instead of running the map.
+        """
+        return None
+
+    def matrix(self) -> torch.Tensor | None:
+        """For a linear map ``phi(h) = h @ M``: the ``(width, width)`` matrix ``M``. ``None`` for a non-linear map.
+
+        The identity gives the identity matrix, a rotation its orthogonal matrix (a low-rank
+        rotation's learnt columns first, then the complement it completes them with).
         """
         return None
 

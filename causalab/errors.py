@@ -73,6 +73,10 @@ class DataError(CausalabError, ValueError):
     """Pairs or network inputs that cannot be used: none at all, or non-finite values (NaN, inf)."""
 
 
+class SavedAlignmentError(CausalabError, ValueError):
+    """A saved alignment map cannot be written or read back (missing or foreign file, shapes that disagree)."""
+
+
 class FitError(CausalabError, RuntimeError):
     """Fitting an alignment map failed (non-finite loss, a network that changed)."""
 

@@ -138,7 +138,9 @@ class AlignmentSpec:
             )
         kwargs = {k: _coerce(v, valid[k].default, valid[k].annotation, f"alignment {self.family!r} knob {k!r}")
                   for k, v in knobs.items()}
-        return cls(width, **kwargs)
+        phi = cls(width, **kwargs)
+        phi.spec = format_spec(self.family, kwargs)  # what the map was built from, for saving and inspecting it
+        return phi
 
     @staticmethod
     def split(text: str) -> list[str]:
@@ -199,6 +201,14 @@ def make_alignment(spec: "str | AlignmentSpec", width: int, **overrides: Any):
     Unknown families and knobs fail with a :class:`RegistryError` naming the valid ones.
     """
     return AlignmentSpec.parse(spec).build(width, **overrides)
+
+
+def format_spec(name: str, knobs: dict[str, Any]) -> str:
+    """The spec string of a family and its knobs, ``"revnet:blocks=2,hidden=8"``: what :func:`make_alignment` reads."""
+    def text(v: Any) -> str:
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    return name + (":" + ",".join(f"{k}={text(v)}" for k, v in knobs.items()) if knobs else "")
 
 
 def make_task(name: str):

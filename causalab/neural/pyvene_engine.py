@@ -1,21 +1,33 @@
-"""pyvene as the intervention engine for Hugging Face targets.
+"""pyvene as the intervention engine for Hugging Face targets, and any fitted map as a pyvene intervention.
 
 :class:`AlignmentIntervention` wraps *any* :class:`~causalab.alignment.AlignmentMap`
 (identity, rotation, RevNet, flows) and a :class:`~causalab.intervene.Partition` as a
 pyvene intervention: ``forward(base, source)`` is the distributed interchange
 ``phi^-1(z_base with z_base[block] = phi(source)[block])``. Modules are named by
 path (``gpt_neox.layers[3].output``), never through pyvene's per-architecture tables.
+
+The export, for use in one's own ``pyvene.IntervenableModel``:
+
+- :func:`to_pyvene` ``(phi, partition, variable)``: the intervention for one variable;
+- :func:`pyvene_representation` ``(target, site, intervention)``: the entry of
+  ``IntervenableConfig(representations=[...])`` that places it at a causalab site;
+- :func:`pyvene_module` ``(target)``: the module to wrap (an LM's Hugging Face model,
+  an MLP target itself);
+- :func:`pyvene_unit_locations` ``(target, site, base, sources)``: the token positions
+  of the site in each row (``None`` for an MLP, whose hidden state has no positions).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
+from torch import nn
 
 from causalab.alignment import AlignmentMap
+from causalab.errors import AlignmentError, ArchitectureError
 from causalab.intervene import Partition, interchange
-from causalab.neural.target import Site
+from causalab.neural.target import Site, Target
 
 try:  # pyvene prints a notice about an optional backend on import; keep library code quiet
     import contextlib
@@ -59,6 +71,67 @@ class ReplaceIntervention(pv.Intervention):
 def component(target, layer: int) -> str:
     """pyvene's module path for the output of block ``layer`` (1-based)."""
     return f"{target.layer_path}[{layer - 1}].output"
+
+
+def _is_lm(target: Target) -> bool:
+    return hasattr(target, "layer_path") and hasattr(target, "model")
+
+
+def to_pyvene(phi: AlignmentMap, partition: Partition, variable: str) -> AlignmentIntervention:
+    """A fitted map as a pyvene intervention that interchanges ``variable``'s block of ``phi``'s coordinates.
+
+    Put one per variable into a ``pyvene.IntervenableConfig`` (see :func:`pyvene_representation`).
+    The map stays trainable through it (pyvene's ``TrainableIntervention``). Raises
+    :class:`PartitionError` if the partition does not fit ``phi`` or has no block for ``variable``.
+    """
+    if not isinstance(phi, AlignmentMap):
+        raise AlignmentError(f"to_pyvene takes an AlignmentMap, got {type(phi).__name__}")
+    return AlignmentIntervention(phi, partition, variable)
+
+
+def pyvene_module(target: Target) -> nn.Module:
+    """The module a ``pyvene.IntervenableModel`` wraps for ``target``: an LM's Hugging Face model, an MLP target itself.
+
+    Called as pyvene calls it, an MLP target takes ``{"inputs": x}`` and returns its logits.
+    """
+    if _is_lm(target):
+        return target.model
+    if isinstance(target, Target):
+        return target
+    raise ArchitectureError(f"pyvene_module takes a causalab Target, got {type(target).__name__}")
+
+
+def pyvene_representation(target: Target, site: Site, intervention: Any) -> dict[str, Any]:
+    """The entry of ``IntervenableConfig(representations=[...])`` putting ``intervention`` at ``site`` of ``target``.
+
+    The component is a module path inside :func:`pyvene_module` ``(target)``: an LM's
+    block output (``gpt_neox.layers[0].output``, unit ``pos``: give pyvene the token
+    positions, :func:`pyvene_unit_locations`), an MLP's hidden activation
+    (``net[1].output``: the whole ``(batch, width)`` vector, no unit locations).
+    """
+    site = target.check_site(site)
+    if _is_lm(target):
+        return {"layer": site.layer - 1, "component": component(target, site.layer), "unit": "pos",
+                "intervention": intervention}
+    net = getattr(target, "net", None)
+    if not isinstance(net, nn.Sequential):
+        raise ArchitectureError(
+            f"pyvene_representation knows LM targets and MLP targets (a Sequential 'net'), not {type(target).__name__}"
+        )
+    return {"layer": site.layer - 1, "component": f"net[{2 * site.layer - 1}].output", "intervention": intervention}
+
+
+def pyvene_unit_locations(target: Target, site: Site, base_inputs: Any, source_inputs: Sequence[Any]) -> dict | None:
+    """pyvene's ``unit_locations`` for one intervention per source: the site's token position in every row.
+
+    ``None`` for an MLP (its hidden state is one vector per row: pyvene swaps it whole).
+    """
+    site = target.check_site(site)
+    if not _is_lm(target):
+        return None
+    base_pos = _locations(target.token_positions(base_inputs, site.position))
+    src_pos = [_locations(target.token_positions(s, site.position)) for s in source_inputs]
+    return {"sources->base": (src_pos, [base_pos] * len(src_pos))}
 
 
 def _intervenable(target, key: tuple, representations: list[dict]):
@@ -114,19 +187,14 @@ def pyvene_interchange_logits(
     """
     site = target.check_site(site)
     variables = list(source_inputs)
-    reps = [
-        {"layer": site.layer - 1, "component": component(target, site.layer), "unit": "pos",
-         "intervention": AlignmentIntervention(phi, partition, v)}
-        for v in variables
-    ]
+    reps = [pyvene_representation(target, site, to_pyvene(phi, partition, v)) for v in variables]
     with contextlib.redirect_stdout(io.StringIO()):
-        model = pv.IntervenableModel(pv.IntervenableConfig(representations=reps), model=target.model)
+        model = pv.IntervenableModel(pv.IntervenableConfig(representations=reps), model=pyvene_module(target))
     model.disable_model_gradients()
-    base_pos = _locations(target.token_positions(base_inputs, site.position))
-    src_pos = [_locations(target.token_positions(source_inputs[v], site.position)) for v in variables]
+    sources = [source_inputs[v] for v in variables]
     _, out = model(
         {"input_ids": target.input_ids(base_inputs)},
-        sources=[{"input_ids": target.input_ids(source_inputs[v])} for v in variables],
-        unit_locations={"sources->base": (src_pos, [base_pos] * len(variables))},
+        sources=[{"input_ids": target.input_ids(s)} for s in sources],
+        unit_locations=pyvene_unit_locations(target, site, base_inputs, sources),
     )
     return _at_last(target, base_inputs, out.logits)

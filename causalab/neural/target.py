@@ -57,6 +57,10 @@ class Target(nn.Module):
     def logits(self, inputs: Any) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def forward(self, inputs: Any) -> torch.Tensor:
+        """``target(inputs)`` is ``target.logits(inputs)``: what a wrapper such as pyvene's ``IntervenableModel`` calls."""
+        return self.logits(inputs)
+
     def resume_inputs(self, inputs: Any, site: Site) -> Any:
         """``inputs`` plus what ``patched_logits`` needs to resume from ``site`` without recomputing below it.
 
