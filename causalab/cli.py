@@ -21,6 +21,7 @@ from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
 from causalab.registry import ALGORITHMS, ALIGNMENTS, AlignmentSpec, import_plugin, knobs_of
+from causalab.saved_alignment import map_folder
 from causalab.threads import use_threads
 
 DEFAULT_ALGORITHMS = "both_equality_relations,left_equality_relation,identity_of_first_argument"
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default=None, help="cpu (default) or cuda")
     run.add_argument("--threads", type=int, default=None, help="torch threads in this process (default: $CAUSALAB_THREADS, else 1)")
     run.add_argument("--json", type=Path, help="also append one record per run to this results file (JSONL, as causalab sweep writes; a run already in it is not written twice)")
+    run.add_argument("--save-maps", type=Path, metavar="DIR",
+                     help="save each fitted map to DIR/<config hash>.safetensors (causalab.load_alignment reads it)")
 
     sw = sub.add_parser("sweep", help="run a TOML sweep into an append-only results file (resumes: recorded runs are skipped)")
     sw.add_argument("file", type=Path, help="sweep file: [base], [grid] of lists, optional [profiles.NAME]")
@@ -102,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--results", type=Path, help="results JSONL (default: the file's 'results' key, else results/NAME.jsonl)")
     sw.add_argument("--stop-on-error", action="store_true", help="stop at the first failed run (default: run the rest)")
     sw.add_argument("--dry-run", action="store_true", help="validate and list the runs to do, run nothing")
+    sw.add_argument("--save-maps", type=Path, metavar="DIR",
+                    help="save each run's fitted map to DIR/<hash>.safetensors (default: the file's 'save_maps' key, else none)")
 
     rp = sub.add_parser("report", help="tables and figures from a results file")
     rp.add_argument("results", type=Path, help="a results JSONL written by causalab sweep or run --json")
@@ -193,6 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CausalabError("--profile needs --config FILE.toml")
     configs = _file_configs(args) if args.config else _grid_configs(args)
     validate_all(configs)  # every name, site and block checked before any work starts
+    maps = map_folder(args.save_maps) if args.save_maps is not None else None
 
     from tqdm import tqdm
 
@@ -202,7 +208,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = tqdm(configs, desc="runs", unit="run", file=sys.stderr, disable=None)
     for cfg in bar:
         bar.set_postfix_str(f"{cfg.algorithm} {cfg.target} {cfg.alignment} L{cfg.layer} s{cfg.seed}")
-        res = run_experiment(cfg, validated=True)  # validate_all above
+        res = run_experiment(cfg, validated=True, save_map=maps)  # validate_all above
         if store is not None:  # each record as its run finishes: an interrupted run keeps the finished ones
             written += store.append(res.to_record(), unique=True)
         lo, hi = res.test.overall.interval
@@ -216,6 +222,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if store is not None:
         kept = len(rows) - written
         print(f"{written} records appended to {args.json}" + (f" ({kept} already there)" if kept else ""))
+    if maps is not None:
+        print(f"fitted maps saved in {maps} (one <config hash>.safetensors per run; the records name them)")
     return 0
 
 
@@ -234,6 +242,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if store.partial_line():
         print(f"note: {results} ends in a record cut short (a run interrupted mid-write); it is dropped and that run "
               "is done again", file=sys.stderr)
+    maps = args.save_maps or spec.save_maps
     if args.dry_run:
         validate_all(configs)
         done = store.hashes()
@@ -260,12 +269,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     try:
         summary = run_sweep(configs, store, executor=args.executor, workers=args.workers, address=args.address,
-                            progress=progress, plugins=args.plugin, stop_on_error=args.stop_on_error)
+                            progress=progress, plugins=args.plugin, stop_on_error=args.stop_on_error,
+                            save_maps=maps)
     finally:
         if bar is not None:
             bar.close()
     print(f"{summary.total} runs in the sweep: {summary.skipped} already recorded, {len(summary.records)} ran, "
-          f"{len(summary.failed)} failed ({summary.seconds:.1f}s); results in {results}")
+          f"{len(summary.failed)} failed ({summary.seconds:.1f}s); results in {results}"
+          + (f", fitted maps in {maps}" if maps is not None else ""))
     for cfg, error in summary.failed:
         print(f"  failed {cfg.hash()} ({cfg.algorithm} {cfg.target} L{cfg.layer} {cfg.alignment} seed={cfg.seed}): {error}")
     print(f"report: causalab report {results} --out {Path(results).with_suffix('')}-report")

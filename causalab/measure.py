@@ -115,6 +115,7 @@ class Measurement:
     width: int | None = None
     seconds: float = 0.0
     config: Any = None
+    map_file: str | None = None  # where the fitted map was saved (run_experiment's save_map), if it was
 
     def score(self, target: Target, site: Site, task: Task, data: CounterfactualDataset) -> IIAResult:
         """IIA of this fitted map on other pairs (e.g. from another part of the input space)."""
@@ -164,6 +165,7 @@ class Measurement:
             "seconds": self.seconds,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(),
+            **({"map_file": self.map_file} if self.map_file is not None else {}),
         }
 
 

@@ -119,6 +119,21 @@ def save_alignment(
     return path
 
 
+def map_folder(folder: str | os.PathLike) -> Path:
+    """A folder to save maps into, created if missing (absolute, so worker processes agree on it).
+
+    Raises :class:`SavedAlignmentError` if the path exists and is not a folder, or cannot be created.
+    """
+    folder = Path(folder).expanduser().absolute()
+    if folder.exists() and not folder.is_dir():
+        raise SavedAlignmentError(f"the folder for saved maps {str(folder)!r} is a file; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SavedAlignmentError(f"cannot create the folder for saved maps {str(folder)!r}: {exc}") from None
+    return folder
+
+
 def _check_spec(phi: AlignmentMap, spec: str, dtype: str | None, state: dict[str, torch.Tensor]) -> None:
     """The map rebuilt from ``spec`` takes ``phi``'s state and computes what ``phi`` computes."""
     try:

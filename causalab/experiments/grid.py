@@ -4,6 +4,7 @@
 
     name = "dilemma-small"              # optional
     results = "results/small.jsonl"     # optional default results file (relative to this file)
+    save_maps = "results/small-maps"    # optional: save each run's fitted map in this folder
 
     [base]                              # fields shared by every run
     algorithm = "both_equality_relations"
@@ -35,7 +36,7 @@ from typing import Any, Iterable, Mapping
 from causalab.errors import ConfigError
 from causalab.experiments.config import ConfigFieldError, ExperimentConfig, read_toml
 
-TOP_LEVEL = ("name", "results", "base", "grid", "profiles")
+TOP_LEVEL = ("name", "results", "save_maps", "base", "grid", "profiles")
 NESTED = ("target_options", "partition")  # dict-valued fields whose entries a dotted key may set
 
 
@@ -48,6 +49,7 @@ class SweepSpec:
     name: str | None = None
     results: Path | None = None
     profile: str | None = None
+    save_maps: Path | None = None  # folder for the fitted maps (the file's 'save_maps' key), if any
 
     def configs(self) -> list[ExperimentConfig]:
         return expand_grid(self.base, self.grid)
@@ -150,12 +152,20 @@ def parse_sweep(data: Mapping[str, Any], *, profile: str | None = None, origin: 
             raise ConfigFieldError(f"profiles.{profile}.{bad[0]}", "a profile holds only 'base' and 'grid' tables")
         base.update(prof.get("base", {}))
         grid.update(_flatten_grid(prof.get("grid", {})))
-    results = data.get("results")
-    if results is not None:
-        results = Path(results)
-        if origin is not None and not results.is_absolute():
-            results = Path(origin).parent / results
-    return SweepSpec(base=base, grid=grid, name=data.get("name"), results=results, profile=profile)
+    results, save_maps = (_beside(data.get(key), origin, key) for key in ("results", "save_maps"))
+    return SweepSpec(base=base, grid=grid, name=data.get("name"), results=results, profile=profile, save_maps=save_maps)
+
+
+def _beside(value: Any, origin: str | os.PathLike | None, key: str) -> Path | None:
+    """A path named in a sweep file, relative to the file."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigFieldError(key, f"must be a path (a string), got {value!r}")
+    path = Path(value)
+    if origin is not None and not path.is_absolute():
+        path = Path(origin).parent / path
+    return path
 
 
 def load_sweep(path: str | os.PathLike, profile: str | None = None) -> SweepSpec:

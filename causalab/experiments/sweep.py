@@ -24,6 +24,7 @@ from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
 from causalab.registry import import_plugin
+from causalab.saved_alignment import map_folder
 from causalab.threads import use_threads
 
 EXECUTORS = ("local", "ray")
@@ -51,7 +52,12 @@ class SweepSummary:
     seconds: float = 0.0
 
 
-def execute(config: dict[str, Any] | ExperimentConfig, plugins: Sequence[str] = (), threads: int | None = None) -> dict[str, Any]:
+def execute(
+    config: dict[str, Any] | ExperimentConfig,
+    plugins: Sequence[str] = (),
+    threads: int | None = None,
+    save_maps: str | None = None,
+) -> dict[str, Any]:
     """Run one config in this process and return its record (the unit of work every executor ships).
 
     ``run_sweep`` validates every config before it ships any, so the run skips its own check.
@@ -62,7 +68,7 @@ def execute(config: dict[str, Any] | ExperimentConfig, plugins: Sequence[str] = 
         import_plugin(module)
     if not isinstance(config, ExperimentConfig):
         config = ExperimentConfig.from_dict(config)
-    return run_experiment(config, validated=True).to_record()
+    return run_experiment(config, validated=True, save_map=save_maps).to_record()
 
 
 Outcome = tuple[ExperimentConfig, "dict[str, Any] | BaseException"]
@@ -75,7 +81,11 @@ def _init_worker(plugins: Sequence[str]) -> None:
 
 
 def run_local(
-    configs: Sequence[ExperimentConfig], workers: int, plugins: Sequence[str] = (), start_method: str | None = None
+    configs: Sequence[ExperimentConfig],
+    workers: int,
+    plugins: Sequence[str] = (),
+    start_method: str | None = None,
+    save_maps: str | None = None,
 ) -> Iterator[Outcome]:
     """Runs on this machine: in this process when ``workers == 1``, else on a pool of ``workers`` processes.
 
@@ -85,7 +95,7 @@ def run_local(
     if workers <= 1:
         for cfg in configs:
             try:
-                yield cfg, execute(cfg, plugins)
+                yield cfg, execute(cfg, plugins, save_maps=save_maps)
             except Exception as exc:  # a failed run is reported, the sweep goes on
                 exc.add_note(traceback.format_exc(limit=-3))
                 yield cfg, exc
@@ -97,7 +107,7 @@ def run_local(
                                initializer=_init_worker, initargs=(tuple(plugins),))
     finished = False
     try:
-        pending = {pool.submit(execute, cfg.to_dict(), tuple(plugins)): cfg for cfg in configs}
+        pending = {pool.submit(execute, cfg.to_dict(), tuple(plugins), None, save_maps): cfg for cfg in configs}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -124,6 +134,7 @@ def run_ray(
     plugins: Sequence[str] = (),
     address: str | None = None,
     init_kwargs: dict[str, Any] | None = None,
+    save_maps: str | None = None,
 ) -> Iterator[Outcome]:
     """Runs as Ray tasks (one CPU each) on the cluster at ``address``, or on a local instance when None.
 
@@ -145,7 +156,7 @@ def run_ray(
             raise SweepError(f"cannot start or reach Ray (address {address!r}): {exc}") from None
         started = True
     remote = ray.remote(num_cpus=1, max_retries=0)(execute)
-    refs = {remote.remote(cfg.to_dict(), tuple(plugins)): cfg for cfg in configs}
+    refs = {remote.remote(cfg.to_dict(), tuple(plugins), None, save_maps): cfg for cfg in configs}
     try:
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
@@ -175,6 +186,7 @@ def run_sweep(
     plugins: Sequence[str] = (),
     stop_on_error: bool = False,
     ray_init: dict[str, Any] | None = None,
+    save_maps: str | os.PathLike | None = None,
 ) -> SweepSummary:
     """Run every config whose hash the store does not hold yet; append each record as it finishes.
 
@@ -182,6 +194,8 @@ def run_sweep(
     this process) or ``ray`` (``address`` of a running cluster, or None to start a
     local instance). Failed runs are not recorded (a rerun retries them); they are
     listed in the summary, or raised as :class:`SweepError` with ``stop_on_error``.
+    ``save_maps`` (a folder) saves each run's fitted map there as ``<hash>.safetensors``
+    and names it in the record (``map_file``); on Ray the folder must be one every node sees.
     """
     start = time.perf_counter()
     if executor not in EXECUTORS:
@@ -192,6 +206,7 @@ def run_sweep(
         store = ResultStore(Path(store))
     for module in plugins:
         import_plugin(module)
+    maps = None if save_maps is None else str(map_folder(save_maps))  # absolute: workers agree on it
 
     unique: dict[str, ExperimentConfig] = {}
     for cfg in configs:
@@ -209,9 +224,9 @@ def run_sweep(
     emit("start")
     if todo:
         if executor == "local":
-            outcomes = run_local(todo, workers or os.cpu_count() or 1, plugins)
+            outcomes = run_local(todo, workers or os.cpu_count() or 1, plugins, save_maps=maps)
         else:
-            outcomes = run_ray(todo, workers, plugins, address, ray_init)
+            outcomes = run_ray(todo, workers, plugins, address, ray_init, save_maps=maps)
         try:
             for cfg, result in outcomes:
                 if isinstance(result, BaseException):
