@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 from causalab.alignment import AlignmentMap
 from causalab.errors import RegistryError, SavedAlignmentError
 from causalab.intervene import Partition
-from causalab.registry import make_alignment
+from causalab.registry import ALIGNMENTS, make_alignment
 
 FORMAT = "causalab-alignment-map"
 FORMAT_VERSION = 1
@@ -92,6 +92,12 @@ def save_alignment(
         raise SavedAlignmentError(f"save_alignment saves an AlignmentMap, got {type(phi).__name__}")
     spec = spec if spec is not None else phi.spec
     if spec is None:
+        if not any(type(phi) is ALIGNMENTS.get(name) for name in ALIGNMENTS.names()):
+            raise SavedAlignmentError(
+                f"{type(phi).__name__} is not a registered alignment family, so no spec string rebuilds it; "
+                "register its class with causalab.register_alignment (for a standardised map, use the family's "
+                "standardize=true knob instead of wrapping it)"
+            )
         raise SavedAlignmentError(
             f"{type(phi).__name__} was built by its constructor, so its spec string is unknown; build it with "
             "causalab.make_alignment or pass spec='family:knob=value,...' (see `causalab list alignments`)"

@@ -71,10 +71,12 @@ def test_mlp_pyvene_iia_equals_causalab(equality, spec):
     assert 0.55 < iia  # a fitted map, away from chance: rows of both outcomes are compared
 
 
-@pytest.mark.parametrize("spec,position", [("rotation", "s2"), ("revnet:blocks=2,hidden=16", "last")])
-def test_lm_pyvene_iia_equals_causalab(spec, position):
+@pytest.mark.parametrize("spec,position,arch", [
+    ("rotation", "s2", "gpt_neox"), ("revnet:blocks=2,hidden=16", "last", "gpt_neox"), ("rotation", "io", "gpt2"),
+])
+def test_lm_pyvene_iia_equals_causalab(spec, position, arch):
     task = cl.make_task("ioi_pattern")
-    target = cl.build_target(task, "random", 0, size="tiny", arch="gpt_neox")
+    target = cl.build_target(task, "random", 0, size="tiny", arch=arch)
     site = cl.Site(1, position)
     data = task.counterfactuals(48, torch.Generator().manual_seed(1))
     torch.manual_seed(0)

@@ -93,6 +93,10 @@ def test_spec_is_recorded_and_checked(tmp_path):
     with pytest.raises(SavedAlignmentError, match="built by its constructor.*spec="):
         cl.save_alignment(ctor, tmp_path / "a.safetensors")
     assert cl.load_alignment(cl.save_alignment(ctor, tmp_path / "a.safetensors", spec="rotation:rank=3")).spec == "rotation:rank=3"
+    from alignments.standardize import Standardized
+
+    with pytest.raises(SavedAlignmentError, match="Standardized is not a registered alignment family.*standardize=true"):
+        cl.save_alignment(Standardized(RotationMap(WIDTH)), tmp_path / "s.safetensors")
     with pytest.raises(SavedAlignmentError, match="does not describe this RotationMap"):
         cl.save_alignment(ctor, tmp_path / "b.safetensors", spec="rotation")
     flow = cl.make_alignment("affine_flow:layers=2,hidden=8,scale_bound=0.5", WIDTH)
