@@ -11,6 +11,7 @@ import torch
 import causalab as cl
 from causalab.errors import SavedAlignmentError
 from causalab.experiments import ExperimentConfig, ResultStore, expand_grid, run_experiment, run_sweep
+from causalab.measure import draw_pairs
 
 TINY = {"n_train": 128, "n_val": 64, "n_test": 128, "epochs": 1, "batch_size": 64}
 
@@ -33,9 +34,7 @@ def test_run_experiment_saves_the_fitted_map(tmp_path):
     assert saved.map.num_parameters == record["num_parameters"]
     # the file holds the fitted map, not a fresh one: it scores the record's test IIA on the run's test pairs
     task = cl.make_task(config.algorithm)
-    gen = torch.Generator().manual_seed(config.seed)
-    sizes = [config.n_train, config.n_val, config.n_test]
-    test = task.counterfactuals(sum(sizes), gen).split(sizes)[2]
+    test = draw_pairs(task, config.settings())[2]
     target, site = cl.build_target(task, "oracle", 0), cl.Site(config.layer)
     iia = cl.evaluate(target, site, saved.map, saved.partition, task, cl.prepare(target, site, task, test)).iia
     assert iia == record["iia"]
