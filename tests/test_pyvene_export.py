@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import causalab as cl
-from causalab.errors import ArchitectureError, PartitionError
+from causalab.errors import ArchitectureError, PartitionError, SiteError
 from causalab.metrics import iia_from_correct
 from causalab.neural.pyvene_engine import pv
 
@@ -109,3 +109,6 @@ def test_export_errors_name_the_problem():
         cl.pyvene_representation(target, cl.Site(4), None)
     with pytest.raises(ArchitectureError, match="takes a causalab Target"):
         cl.pyvene_module(torch.nn.Linear(2, 2))
+    lm = cl.build_target(cl.make_task("ioi_pattern"), "random", 0, size="tiny")
+    with pytest.raises(SiteError, match="block outputs.*'attention_output' run on causalab's hook engine"):
+        cl.pyvene_representation(lm, cl.Site(1, "last", "attention_output"), None)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from causalab.alignment import AlignmentMap
-from causalab.errors import AlignmentError, ArchitectureError
+from causalab.errors import AlignmentError, ArchitectureError, SiteError
 from causalab.intervene import Partition, interchange
 from causalab.neural.target import Site, Target
 
@@ -107,10 +107,16 @@ def pyvene_representation(target: Target, site: Site, intervention: Any) -> dict
     The component is a module path inside :func:`pyvene_module` ``(target)``: an LM's
     block output (``gpt_neox.layers[0].output``, unit ``pos``: give pyvene the token
     positions, :func:`pyvene_unit_locations`), an MLP's hidden activation
-    (``net[1].output``: the whole ``(batch, width)`` vector, no unit locations).
+    (``net[1].output``: the whole ``(batch, width)`` vector, no unit locations). An LM
+    site inside a block (attention, MLP or head outputs) raises :class:`SiteError`.
     """
     site = target.check_site(site)
     if _is_lm(target):
+        if site.component != "block_output":
+            raise SiteError(
+                f"the pyvene export places maps at block outputs (the residual stream, component 'block_output'); "
+                f"component sites such as {site.component!r} run on causalab's hook engine"
+            )
         return {"layer": site.layer - 1, "component": component(target, site.layer), "unit": "pos",
                 "intervention": intervention}
     net = getattr(target, "net", None)
