@@ -9,9 +9,9 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-
+from causalab.cli_progress import RunProgress, StepLines
 from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
 from causalab.dilemma import EXPERIMENTS
@@ -20,6 +20,7 @@ from causalab.experiments.report import format_table
 from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
+from causalab.progress import listen
 from causalab.registry import ALGORITHMS, ALIGNMENTS, AlignmentSpec, import_plugin, knobs_of
 from causalab.threads import use_threads
 
@@ -194,21 +195,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     configs = _file_configs(args) if args.config else _grid_configs(args)
     validate_all(configs)  # every name, site and block checked before any work starts
 
-    from tqdm import tqdm
-
     store = ResultStore(args.json) if args.json else None
     rows, written = [], 0
     start = time.perf_counter()
-    bar = tqdm(configs, desc="runs", unit="run", file=sys.stderr, disable=None)
-    for cfg in bar:
-        bar.set_postfix_str(f"{cfg.algorithm} {cfg.target} {cfg.alignment} L{cfg.layer} s{cfg.seed}")
-        res = run_experiment(cfg, validated=True)  # validate_all above
+    bar = RunProgress(len(configs), "runs")
+    for cfg in configs:
+        with listen(StepLines(bar.write)):
+            res = run_experiment(cfg, validated=True)  # validate_all above
+        bar.advance(f"{cfg.algorithm} {cfg.target} {cfg.alignment} L{cfg.layer} s{cfg.seed} iia={res.test.iia:.3f}")
         if store is not None:  # each record as its run finishes: an interrupted run keeps the finished ones
             written += store.append(res.to_record(), unique=True)
         lo, hi = res.test.overall.interval
         per = " ".join(f"{k}={_fmt(s.accuracy)}" for k, s in res.test.per_set.items())
         rows.append([cfg.algorithm, cfg.target, str(cfg.layer), cfg.alignment, str(cfg.seed), str(res.num_parameters),
                      _fmt(res.test.iia), f"[{_fmt(lo)}, {_fmt(hi)}]", per])
+    bar.close()
     header = ["algorithm", "target", "layer", "alignment", "seed", "params", "IIA", "95% CI", "per variable set"]
     print(format_table(header, rows, fmt="plain"), end="")
     test_sizes = sorted({c.n_test for c in configs})
@@ -219,9 +220,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _note(event) -> str:
+    """Which run a sweep event is about, and its IIA."""
+    cfg = event.config
+    score = f"iia={event.record['iia']:.3f}" if event.record is not None else "failed"
+    return f"{cfg.algorithm} {cfg.alignment} {cfg.target} L{cfg.layer} s{cfg.seed} {score}"
 
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
     from causalab.experiments.sweep import SweepEvent, run_sweep
 
     use_threads()
@@ -247,20 +254,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     def progress(event: SweepEvent) -> None:
         nonlocal bar
         if event.kind == "start":
-            bar = tqdm(total=event.total, desc=spec.name or "sweep", unit="run", file=sys.stderr, disable=None)
+            bar = RunProgress(event.total, spec.name or "sweep")
             if event.skipped:
-                bar.write(f"{event.skipped} run(s) already in {results}; skipping them", file=sys.stderr)
+                bar.write(f"{event.skipped} run(s) already in {results}; skipping them")
             return
-        bar.update(1)
         if event.kind == "failed":
-            bar.write(f"run {event.config.hash()} failed: {event.error}", file=sys.stderr)
-        elif event.record is not None:
-            bar.set_postfix_str(f"{event.config.alignment} {event.config.target} L{event.config.layer} "
-                                f"iia={event.record['iia']:.3f}")
+            bar.write(f"run {event.config.hash()} failed: {event.error}")
+        bar.advance(_note(event))
 
     try:
-        summary = run_sweep(configs, store, executor=args.executor, workers=args.workers, address=args.address,
-                            progress=progress, plugins=args.plugin, stop_on_error=args.stop_on_error)
+        with listen(StepLines()):
+            summary = run_sweep(configs, store, executor=args.executor, workers=args.workers, address=args.address,
+                                progress=progress, plugins=args.plugin, stop_on_error=args.stop_on_error)
     finally:
         if bar is not None:
             bar.close()
@@ -273,26 +278,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_dilemma(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from causalab.dilemma import run_dilemma
 
     use_threads()
-    bars: dict[str, Any] = {}
+    bars: dict[str, RunProgress] = {}
 
     def progress(experiment: str, event) -> None:
         if event.kind == "start":
-            bars[experiment] = tqdm(total=event.total, initial=0, desc=experiment, unit="run", file=sys.stderr, disable=None)
+            bars[experiment] = RunProgress(event.total, experiment)
             return
         bar = bars.get(experiment)
         if bar is not None:
-            bar.update(1)
             if event.kind == "failed":
-                bar.write(f"run {event.config.hash()} failed: {event.error}", file=sys.stderr)
+                bar.write(f"run {event.config.hash()} failed: {event.error}")
+            bar.advance(_note(event))
 
     try:
-        summary = run_dilemma(args.profile, args.out, workers=args.workers, executor=args.executor, progress=progress,
-                              address=args.address, experiments=_split(args.experiment) if args.experiment else None)
+        with listen(StepLines()):
+            summary = run_dilemma(args.profile, args.out, workers=args.workers, executor=args.executor,
+                                  progress=progress, address=args.address,
+                                  experiments=_split(args.experiment) if args.experiment else None)
     finally:
         for bar in bars.values():
             bar.close()

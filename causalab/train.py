@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -22,6 +23,7 @@ from causalab.errors import DataError, FitError
 from causalab.intervene import Partition, interchange
 from causalab.metrics import IIAResult, iia_from_correct
 from causalab.neural.target import Site, Target
+from causalab.progress import Progress, report
 
 
 def index_inputs(inputs: Any, idx: torch.Tensor | slice) -> Any:
@@ -86,20 +88,26 @@ def prepare(
     device: torch.device | str = "cpu",
     dtype: torch.dtype | None = None,
     batch_size: int = 8192,
+    progress: Callable[[Progress], None] | None = None,
 ) -> PreparedPairs:
     """Encode a dataset and cache the hidden states of bases and sources at ``site``.
 
     The base inputs also carry whatever the target caches to resume from ``site``
     (:meth:`Target.resume_inputs`, e.g. an LM's residual stream after the site's block).
+    After the bases and after each variable's sources, a :class:`~causalab.progress.Progress`
+    goes to ``progress`` (default: :func:`causalab.progress.report`).
     """
     if len(data) == 0:
         raise DataError(f"no pairs to prepare for {task.name!r} at {site}: the dataset is empty")
+    emit, start, parts = progress or report, time.perf_counter(), 1 + len(data.sources)
     base_inputs = target.resume_inputs(_finite(inputs_to(task.encode(data.base), device, dtype), task, "base inputs"), site)
     h_base = _finite(hidden_states(target, base_inputs, site, batch_size), task, f"base hidden states at {site}")
+    emit(Progress("caching hidden states", 1, parts, time.perf_counter() - start, f"{h_base.shape[0]} pairs"))
     h_sources = {}
     for var, src in data.sources.items():
         inputs = _finite(inputs_to(task.encode(src), device, dtype), task, f"source inputs of {var!r}")
         h_sources[var] = _finite(hidden_states(target, inputs, site, batch_size), task, f"{var!r} source hidden states at {site}")
+        emit(Progress("caching hidden states", len(h_sources) + 1, parts, time.perf_counter() - start, f"{h_base.shape[0]} pairs"))
     labels = task.labels(data).to(device)
     return PreparedPairs(base_inputs, h_base, h_sources, labels, data.set_index.to(device), list(data.intervention_sets))
 

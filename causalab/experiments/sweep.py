@@ -42,6 +42,14 @@ class SweepEvent:
     config: ExperimentConfig | None = None
     record: dict[str, Any] | None = None
     error: str | None = None
+    elapsed: float = 0.0  # seconds since the runs started (after validation)
+
+    @property
+    def remaining(self) -> float | None:
+        """Seconds left at the pace so far (runs in flight finish in parallel); None before the first run ends."""
+        if self.finished <= 0:
+            return None
+        return self.elapsed / self.finished * max(self.total - self.finished, 0)
 
 
 @dataclass
@@ -300,10 +308,12 @@ def run_sweep(
     summary = SweepSummary(total=len(unique), skipped=len(unique) - len(todo))
     validate_all(todo)  # every name, site and block checked before any work starts
 
+    began = time.perf_counter()
+
     def emit(kind: str, **kw: Any) -> None:
         if progress is not None:
             finished = len(summary.records) + len(summary.failed)
-            progress(SweepEvent(kind, len(todo), finished, summary.skipped, **kw))
+            progress(SweepEvent(kind, len(todo), finished, summary.skipped, elapsed=time.perf_counter() - began, **kw))
 
     emit("start")
     if todo:
