@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--profile", help="a named profile of the sweep file (overrides [base], replaces [grid] axes)")
     sw.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool (default) or Ray")
     sw.add_argument("--workers", type=int, help="local: processes (default: one per core); ray: CPUs of a local instance")
-    sw.add_argument("--address", help="ray: address of a running cluster (e.g. auto, ray://host:10001); default: start a local instance")
+    sw.add_argument("--address", help="ray: a running cluster: HOST:PORT as `ray start --head` prints it, auto (the one started "
+                    "on this machine) or ray://HOST:10001; its token is read from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                    "~/.ray/auth_token (default: start a local instance)")
     sw.add_argument("--results", type=Path, help="results JSONL (default: the file's 'results' key, else results/NAME.jsonl)")
     sw.add_argument("--stop-on-error", action="store_true", help="stop at the first failed run (default: run the rest)")
     sw.add_argument("--dry-run", action="store_true", help="validate and list the runs to do, run nothing")
@@ -117,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--experiment", action="append", help=f"only these experiments ({', '.join(e.name for e in EXPERIMENTS)})")
     dl.add_argument("--executor", choices=["local", "ray"], default="local")
     dl.add_argument("--workers", type=int, help="local processes (default: one per core)")
-    dl.add_argument("--address", help="ray: address of a running cluster")
+    dl.add_argument("--address", help="ray: a running cluster (HOST:PORT, auto or ray://HOST:10001; as for sweep)")
 
     ls = sub.add_parser("list", help="list registered algorithms or alignment families")
     ls.add_argument("what", choices=["algorithms", "alignments"])

@@ -6,7 +6,7 @@ one line per 1% of the runs, or after 30 s without one) with the elapsed time an
 
     mlp_maps: 3/12 runs (25%) in 0:41, ~2:03 left; last: rotation trained L1 iia=0.950
 
-Long steps inside a run (LM training, caching hidden states; :mod:`causalab.progress`)
+Long steps inside a run (LM training, caching hidden states, fitting; :mod:`causalab.progress`)
 print a line too once they have taken 5 s, at most one every 10 s, on a terminal as well.
 Lines from worker processes (which inherit the listener when the pool forks) name their pid.
 """

@@ -260,6 +260,8 @@ def fit_alignment(
 ) -> FitResult:
     """Fit ``phi``'s parameters (only) by cross-entropy on counterfactual labels.
 
+    ``progress`` receives each epoch's record; a :class:`~causalab.progress.Progress` (task
+    ``fitting``; an early stop ends it before ``total``) goes to :func:`causalab.progress.report`.
     A map with a ``fit_statistics(h)`` method (a fitted standardisation) first gets
     the training base hidden states. Early stopping on validation IIA (or loss, with
     ``monitor="loss"``) restores the best map. A non-finite loss raises
@@ -290,7 +292,7 @@ def fit_alignment(
     best_state = copy.deepcopy(phi.state_dict())
     history = [{"epoch": 0, "val_iia": best_iia, **({"val_loss": -best_score} if by_loss else {})}]
     bad, steps, stopped = 0, 0, False
-    epoch = 0
+    epoch, start = 0, time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         phi.train()
         perm = torch.randperm(len(train), generator=gen).to(train.h_base.device)
@@ -313,6 +315,7 @@ def fit_alignment(
         history.append(record)
         if progress is not None:
             progress(record)
+        report(Progress("fitting", epoch, config.epochs, time.perf_counter() - start, f"val iia {val_iia:.3f}"))
         if val_score > best_score + config.min_delta:
             best_iia, best_score, best_state, bad = val_iia, val_score, copy.deepcopy(phi.state_dict()), 0
         else:

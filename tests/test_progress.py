@@ -101,7 +101,7 @@ def test_lm_training_reports_every_five_percent(tmp_path):
     assert events[-1].remaining == 0.0 and events[0].remaining > 0
 
 
-def test_caching_hidden_states_reports_to_a_callback_or_the_listeners():
+def test_caching_and_fitting_report_to_a_callback_or_the_listeners():
     import causalab as cl
     from algorithms.hierarchical_equality import oracle_mlp
 
@@ -114,9 +114,12 @@ def test_caching_hidden_states_reports_to_a_callback_or_the_listeners():
     assert {e.detail for e in given} == {"50 pairs"}
     heard: list[Progress] = []
     with listen(heard.append):
-        run_experiment(ExperimentConfig(algorithm="both_equality_relations", alignment="identity", target="oracle", **TINY))
+        run_experiment(ExperimentConfig(algorithm="both_equality_relations", alignment="rotation", target="oracle",
+                                        **(TINY | {"epochs": 2})))
     caching = [e for e in heard if e.task == "caching hidden states"]
     assert len(caching) == 3 * parts  # train, validation and test pairs
+    fitting = [e for e in heard if e.task == "fitting"]
+    assert [(e.done, e.total) for e in fitting] == [(1, 2), (2, 2)] and fitting[0].detail.startswith("val iia 0.")
 
 
 def test_sweep_events_carry_elapsed_time_and_an_estimate(tmp_path):
