@@ -137,7 +137,8 @@ def test_a_wrong_token_is_named_with_the_address_given(head, tmp_path):
 
 def test_nothing_listening_fails_in_seconds_naming_the_address(tmp_path):
     from causalab.experiments import run_sweep
-    from causalab.experiments.sweep import CONNECT_TIMEOUT, SweepError
+    from causalab.errors import SweepError
+    from causalab.experiments.sweep import CONNECT_TIMEOUT
 
     (tmp_path / "s.toml").write_text(textwrap.dedent(SWEEP))
     address = f"127.0.0.1:{_free_port()}"
