@@ -100,39 +100,51 @@ def head():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _sweep(head, tmp_path, address: str, profile: str | None = None, **env) -> tuple[subprocess.CompletedProcess, Path]:
+def _start_sweep(head, tmp_path, address: str, profile: str | None = None, **env) -> tuple[subprocess.Popen, Path]:
+    tmp_path.mkdir(exist_ok=True)
     f = tmp_path / "s.toml"
     f.write_text(textwrap.dedent(SWEEP))
-    results = tmp_path / f"r{len(list(tmp_path.glob('r*.jsonl')))}.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "causalab.cli", "sweep", str(f), "--results", str(results),
-                           "--executor", "ray", "--address", address] + (["--profile", profile] if profile else []),
-                          env=head["env"] | env, capture_output=True, text=True, timeout=180)
+    results = tmp_path / f"r-{address.replace(':', '-')}.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "causalab.cli", "sweep", str(f), "--results", str(results),
+                             "--executor", "ray", "--address", address] + (["--profile", profile] if profile else []),
+                            env=head["env"] | env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc, results
+
+
+def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return proc.returncode, out, err
 
 
 def _sessions(head) -> list[Path]:
     return sorted((head["root"] / "tmp" / "ray").glob("session_2*"))
 
 
-def test_sweep_runs_on_a_head_with_token_authentication(head, tmp_path):
+def test_sweeps_reach_a_head_with_token_authentication_and_a_wrong_token_is_named(head, tmp_path):
     assert "Token authentication is enabled" in (head["root"] / "head.log").read_text()  # the case users hit
-    for address, profile in ((head["address"], None), ("auto", "one")):
-        proc, results = _sweep(head, tmp_path, address, profile)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = [(head["address"], None), ("auto", "one")]
+    started = [_start_sweep(head, tmp_path, address, profile) for address, profile in runs]  # drivers at once
+    # a driver with another token; RAY_gcs_server_port_wait_time_s shortens Ray's own retries (20 s)
+    wrong, wrong_results = _start_sweep(head, tmp_path / "wrong", head["address"], RAY_AUTH_TOKEN="0" * 32,
+                                        RAY_gcs_server_port_wait_time_s="2")
+    for (address, profile), (proc, results) in zip(runs, started):
+        code, out, err = _finish(proc)
+        assert code == 0, f"--address {address}: {err[-3000:]}"
         configs = load_sweep(tmp_path / "s.toml", profile).configs()
         assert sorted(r["hash"] for r in ResultStore(results).records()) == sorted(c.hash() for c in configs)
-        assert f"{len(configs)} ran, 0 failed" in proc.stdout
-    assert len(_sessions(head)) == 1  # both drivers joined the head's session; no local instance was started
+        assert f"{len(configs)} ran, 0 failed" in out
+    assert len(_sessions(head)) == 1  # the drivers joined the head's session; no local instance was started
 
-
-def test_a_wrong_token_is_named_with_the_address_given(head, tmp_path):
-    # RAY_gcs_server_port_wait_time_s shortens Ray's own retries (20 s) so the refusal comes quickly
-    proc, results = _sweep(head, tmp_path, head["address"], RAY_AUTH_TOKEN="0" * 32, RAY_gcs_server_port_wait_time_s="2")
-    assert proc.returncode == 2
-    error = [line for line in proc.stderr.splitlines() if line.startswith("causalab: error:")]
-    assert error, proc.stderr[-3000:]
+    code, _, err = _finish(wrong)
+    assert code == 2
+    error = [line for line in err.splitlines() if line.startswith("causalab: error:")]
+    assert error, err[-3000:]
     assert repr(head["address"]) in error[0] and "token authentication" in error[0] and "~/.ray/auth_token" in error[0]
-    assert not results.exists() or ResultStore(results).records() == []
+    assert not wrong_results.exists() or ResultStore(wrong_results).records() == []
 
 
 def test_nothing_listening_fails_in_seconds_naming_the_address(tmp_path):
