@@ -9,9 +9,9 @@ import sys
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-
+from causalab.cli_progress import RunProgress, StepLines
 from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
 from causalab.dilemma import EXPERIMENTS
@@ -20,6 +20,7 @@ from causalab.experiments.report import format_table
 from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
+from causalab.progress import listen
 from causalab.registry import ALGORITHMS, ALIGNMENTS, AlignmentSpec, import_plugin, knobs_of
 from causalab.saved_alignment import map_folder
 from causalab.threads import use_threads
@@ -101,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--profile", help="a named profile of the sweep file (overrides [base], replaces [grid] axes)")
     sw.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool (default) or Ray")
     sw.add_argument("--workers", type=int, help="local: processes (default: one per core); ray: CPUs of a local instance")
-    sw.add_argument("--address", help="ray: address of a running cluster (e.g. auto, ray://host:10001); default: start a local instance")
+    sw.add_argument("--address", help="ray: a running cluster: HOST:PORT as `ray start --head` prints it, auto (the one started "
+                    "on this machine) or ray://HOST:10001; its token is read from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                    "~/.ray/auth_token (default: start a local instance)")
     sw.add_argument("--results", type=Path, help="results JSONL (default: the file's 'results' key, else results/NAME.jsonl)")
     sw.add_argument("--stop-on-error", action="store_true", help="stop at the first failed run (default: run the rest)")
     sw.add_argument("--dry-run", action="store_true", help="validate and list the runs to do, run nothing")
@@ -121,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--experiment", action="append", help=f"only these experiments ({', '.join(e.name for e in EXPERIMENTS)})")
     dl.add_argument("--executor", choices=["local", "ray"], default="local")
     dl.add_argument("--workers", type=int, help="local processes (default: one per core)")
-    dl.add_argument("--address", help="ray: address of a running cluster")
+    dl.add_argument("--address", help="ray: a running cluster (HOST:PORT, auto or ray://HOST:10001; as for sweep)")
 
     ls = sub.add_parser("list", help="list registered algorithms or alignment families")
     ls.add_argument("what", choices=["algorithms", "alignments"])
@@ -200,21 +203,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     validate_all(configs)  # every name, site and block checked before any work starts
     maps = map_folder(args.save_maps) if args.save_maps is not None else None
 
-    from tqdm import tqdm
-
     store = ResultStore(args.json) if args.json else None
     rows, written = [], 0
     start = time.perf_counter()
-    bar = tqdm(configs, desc="runs", unit="run", file=sys.stderr, disable=None)
-    for cfg in bar:
-        bar.set_postfix_str(f"{cfg.algorithm} {cfg.target} {cfg.alignment} L{cfg.layer} s{cfg.seed}")
-        res = run_experiment(cfg, validated=True, save_map=maps)  # validate_all above
+    bar = RunProgress(len(configs), "runs")
+    for cfg in configs:
+        with listen(StepLines(bar.write)):
+            res = run_experiment(cfg, validated=True, save_map=maps)  # validate_all above
+        bar.advance(f"{cfg.algorithm} {cfg.target} {cfg.alignment} L{cfg.layer} s{cfg.seed} iia={res.test.iia:.3f}")
         if store is not None:  # each record as its run finishes: an interrupted run keeps the finished ones
             written += store.append(res.to_record(), unique=True)
         lo, hi = res.test.overall.interval
         per = " ".join(f"{k}={_fmt(s.accuracy)}" for k, s in res.test.per_set.items())
         rows.append([cfg.algorithm, cfg.target, str(cfg.layer), cfg.alignment, str(cfg.seed), str(res.num_parameters),
                      _fmt(res.test.iia), f"[{_fmt(lo)}, {_fmt(hi)}]", per])
+    bar.close()
     header = ["algorithm", "target", "layer", "alignment", "seed", "params", "IIA", "95% CI", "per variable set"]
     print(format_table(header, rows, fmt="plain"), end="")
     test_sizes = sorted({c.n_test for c in configs})
@@ -227,9 +230,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _note(event) -> str:
+    """Which run a sweep event is about, and its IIA."""
+    cfg = event.config
+    score = f"iia={event.record['iia']:.3f}" if event.record is not None else "failed"
+    return f"{cfg.algorithm} {cfg.alignment} {cfg.target} L{cfg.layer} s{cfg.seed} {score}"
 
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
     from causalab.experiments.sweep import SweepEvent, run_sweep
 
     use_threads()
@@ -256,21 +265,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     def progress(event: SweepEvent) -> None:
         nonlocal bar
         if event.kind == "start":
-            bar = tqdm(total=event.total, desc=spec.name or "sweep", unit="run", file=sys.stderr, disable=None)
+            bar = RunProgress(event.total, spec.name or "sweep")
             if event.skipped:
-                bar.write(f"{event.skipped} run(s) already in {results}; skipping them", file=sys.stderr)
+                bar.write(f"{event.skipped} run(s) already in {results}; skipping them")
             return
-        bar.update(1)
         if event.kind == "failed":
-            bar.write(f"run {event.config.hash()} failed: {event.error}", file=sys.stderr)
-        elif event.record is not None:
-            bar.set_postfix_str(f"{event.config.alignment} {event.config.target} L{event.config.layer} "
-                                f"iia={event.record['iia']:.3f}")
+            bar.write(f"run {event.config.hash()} failed: {event.error}")
+        bar.advance(_note(event))
 
     try:
-        summary = run_sweep(configs, store, executor=args.executor, workers=args.workers, address=args.address,
-                            progress=progress, plugins=args.plugin, stop_on_error=args.stop_on_error,
-                            save_maps=maps)
+        with listen(StepLines()):
+            summary = run_sweep(configs, store, executor=args.executor, workers=args.workers, address=args.address,
+                                progress=progress, plugins=args.plugin, stop_on_error=args.stop_on_error,
+                                save_maps=maps)
     finally:
         if bar is not None:
             bar.close()
@@ -284,26 +291,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_dilemma(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from causalab.dilemma import run_dilemma
 
     use_threads()
-    bars: dict[str, Any] = {}
+    bars: dict[str, RunProgress] = {}
 
     def progress(experiment: str, event) -> None:
         if event.kind == "start":
-            bars[experiment] = tqdm(total=event.total, initial=0, desc=experiment, unit="run", file=sys.stderr, disable=None)
+            bars[experiment] = RunProgress(event.total, experiment)
             return
         bar = bars.get(experiment)
         if bar is not None:
-            bar.update(1)
             if event.kind == "failed":
-                bar.write(f"run {event.config.hash()} failed: {event.error}", file=sys.stderr)
+                bar.write(f"run {event.config.hash()} failed: {event.error}")
+            bar.advance(_note(event))
 
     try:
-        summary = run_dilemma(args.profile, args.out, workers=args.workers, executor=args.executor, progress=progress,
-                              address=args.address, experiments=_split(args.experiment) if args.experiment else None)
+        with listen(StepLines()):
+            summary = run_dilemma(args.profile, args.out, workers=args.workers, executor=args.executor,
+                                  progress=progress, address=args.address,
+                                  experiments=_split(args.experiment) if args.experiment else None)
     finally:
         for bar in bars.values():
             bar.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -22,6 +23,7 @@ from causalab.errors import DataError, FitError
 from causalab.intervene import Partition, interchange
 from causalab.metrics import IIAResult, iia_from_correct
 from causalab.neural.target import Site, Target
+from causalab.progress import Progress, report
 
 
 def index_inputs(inputs: Any, idx: torch.Tensor | slice) -> Any:
@@ -86,20 +88,26 @@ def prepare(
     device: torch.device | str = "cpu",
     dtype: torch.dtype | None = None,
     batch_size: int = 8192,
+    progress: Callable[[Progress], None] | None = None,
 ) -> PreparedPairs:
     """Encode a dataset and cache the hidden states of bases and sources at ``site``.
 
     The base inputs also carry whatever the target caches to resume from ``site``
     (:meth:`Target.resume_inputs`, e.g. an LM's residual stream after the site's block).
+    After the bases and after each variable's sources, a :class:`~causalab.progress.Progress`
+    goes to ``progress`` (default: :func:`causalab.progress.report`).
     """
     if len(data) == 0:
         raise DataError(f"no pairs to prepare for {task.name!r} at {site}: the dataset is empty")
+    emit, start, parts = progress or report, time.perf_counter(), 1 + len(data.sources)
     base_inputs = target.resume_inputs(_finite(inputs_to(task.encode(data.base), device, dtype), task, "base inputs"), site)
     h_base = _finite(hidden_states(target, base_inputs, site, batch_size), task, f"base hidden states at {site}")
+    emit(Progress("caching hidden states", 1, parts, time.perf_counter() - start, f"{h_base.shape[0]} pairs"))
     h_sources = {}
     for var, src in data.sources.items():
         inputs = _finite(inputs_to(task.encode(src), device, dtype), task, f"source inputs of {var!r}")
         h_sources[var] = _finite(hidden_states(target, inputs, site, batch_size), task, f"{var!r} source hidden states at {site}")
+        emit(Progress("caching hidden states", len(h_sources) + 1, parts, time.perf_counter() - start, f"{h_base.shape[0]} pairs"))
     labels = task.labels(data).to(device)
     return PreparedPairs(base_inputs, h_base, h_sources, labels, data.set_index.to(device), list(data.intervention_sets))
 
@@ -252,6 +260,8 @@ def fit_alignment(
 ) -> FitResult:
     """Fit ``phi``'s parameters (only) by cross-entropy on counterfactual labels.
 
+    ``progress`` receives each epoch's record; a :class:`~causalab.progress.Progress` (task
+    ``fitting``; an early stop ends it before ``total``) goes to :func:`causalab.progress.report`.
     A map with a ``fit_statistics(h)`` method (a fitted standardisation) first gets
     the training base hidden states. Early stopping on validation IIA (or loss, with
     ``monitor="loss"``) restores the best map. A non-finite loss raises
@@ -282,7 +292,7 @@ def fit_alignment(
     best_state = copy.deepcopy(phi.state_dict())
     history = [{"epoch": 0, "val_iia": best_iia, **({"val_loss": -best_score} if by_loss else {})}]
     bad, steps, stopped = 0, 0, False
-    epoch = 0
+    epoch, start = 0, time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         phi.train()
         perm = torch.randperm(len(train), generator=gen).to(train.h_base.device)
@@ -305,6 +315,7 @@ def fit_alignment(
         history.append(record)
         if progress is not None:
             progress(record)
+        report(Progress("fitting", epoch, config.epochs, time.perf_counter() - start, f"val iia {val_iia:.3f}"))
         if val_score > best_score + config.min_delta:
             best_iia, best_score, best_state, bad = val_iia, val_score, copy.deepcopy(phi.state_dict()), 0
         else:

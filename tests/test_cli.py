@@ -1,5 +1,7 @@
 """The command line: run prints a table, list shows the registries, bad names are clear errors."""
 
+import re
+
 from causalab.cli import main
 from causalab.registry import AlignmentSpec
 
@@ -35,7 +37,11 @@ def test_spec_splitting_keeps_knob_lists_together():
 
 def test_dilemma_command_runs_a_profile_and_says_where_it_wrote(tmp_path, capsys):
     code = main(["dilemma", "--profile", "smoke", "--out", str(tmp_path), "--experiment", "mlp_maps"])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # stderr is not a terminal here: one progress line per finished run, with elapsed time (and time left)
+    lines = re.findall(r"^mlp_maps: (\d+)/(\d+) runs \(\d+%\) in \d+:\d\d(, ~\d+:\d\d left)?; last: ", err, re.M)
+    assert [int(done) for done, _, _ in lines] == list(range(1, int(lines[0][1]) + 1))
+    assert all(left for _, _, left in lines[:-1]) and not lines[-1][2]
     assert code == 0
     assert "mlp_maps" in out and str(tmp_path) in out
     assert (tmp_path / "mlp_maps" / "results.jsonl").exists()

@@ -9,8 +9,10 @@ Library code never prints: pass ``progress`` to follow the sweep.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import socket
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -41,6 +43,14 @@ class SweepEvent:
     config: ExperimentConfig | None = None
     record: dict[str, Any] | None = None
     error: str | None = None
+    elapsed: float = 0.0  # seconds since the runs started (after validation)
+
+    @property
+    def remaining(self) -> float | None:
+        """Seconds left at the pace so far (runs in flight finish in parallel); None before the first run ends."""
+        if self.finished <= 0:
+            return None
+        return self.elapsed / self.finished * max(self.total - self.finished, 0)
 
 
 @dataclass
@@ -128,6 +138,115 @@ def run_local(
                 proc.join(timeout=5)
 
 
+CONNECT_TIMEOUT = 5.0  # seconds to wait for a TCP answer from an explicitly given Ray address
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` or ``ray://HOST:PORT`` -> (host, port); None for ``auto`` or anything else Ray resolves itself."""
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _given(address: str) -> str:
+    env = os.environ.get("RAY_ADDRESS")
+    return f"{address!r}" + (f" (RAY_ADDRESS={env!r} is set and Ray uses it instead)" if env and env != address else "")
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, naming the address, when nothing listens there (Ray itself retries for over a minute)."""
+    target = _host_port(os.environ.get("RAY_ADDRESS") or address)
+    if target is None:
+        return
+    try:
+        with socket.create_connection(target, timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as exc:
+        raise SweepError(
+            f"cannot reach a Ray cluster at {_given(address)}: nothing answers on {target[0]} port {target[1]} "
+            f"({exc.strerror or exc}). Check that a head runs there (`ray start --head` prints its address; "
+            f"`ray status --address {target[0]}:{target[1]}` checks it) and that the port is the head's GCS port "
+            f"(6379 unless --port was given), not the dashboard's (8265) or Ray Client's (10001, for ray://)"
+        ) from None
+
+
+def _send_token_if_available() -> None:
+    """Use the local Ray token (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) on any address.
+
+    A head started with ``ray start --head`` turns token authentication on when it finds a
+    token, but Ray's driver only sends one to an explicit ``HOST:PORT`` when ``RAY_AUTH_MODE=token``
+    is set, so it is refused. Ray does this for ``auto``; an explicit ``RAY_AUTH_MODE`` is left alone.
+    Sending a token to a cluster without authentication is harmless.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:  # Ray >= 2.59; earlier releases need RAY_AUTH_MODE=token set by the user
+        from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+    except ImportError:
+        return
+    quiet = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # its warning speaks to someone starting a cluster, not a driver
+    try:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        quiet.setLevel(level)
+
+
+def _connection_error(address: str, exc: BaseException) -> SweepError:
+    """Ray's failure to connect, said in terms of the address given and what to check."""
+    chain, cause = [], exc
+    while cause is not None and len(chain) < 5:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(f"{type(c).__name__}: {c}" for c in chain)
+    mode = os.environ.get("RAY_AUTH_MODE", "unset")
+    if "AuthenticationError" in text or "InvalidAuthToken" in text or "auth token" in text.lower():
+        return SweepError(
+            f"the Ray cluster at {_given(address)} refused this driver: it runs with token authentication and this "
+            f"process sent no token or a different one (RAY_AUTH_MODE is {mode}). Give this process the head's token: copy it "
+            "(`ray get-auth-token` on the head) to ~/.ray/auth_token, or point RAY_AUTH_TOKEN_PATH at a file "
+            "holding it, or set RAY_AUTH_TOKEN"
+        )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return SweepError(
+        f"cannot connect to the Ray cluster at {_given(address)} (Ray says: {first}). Check that the head is running "
+        "(`ray status` on it), that this driver runs the same Ray and Python versions as the cluster, "
+        "and for `auto` that a head was started on this machine"
+    )
+
+
+def connect_ray(address: str | None, workers: int | None = None, init_kwargs: dict[str, Any] | None = None) -> bool:
+    """Connect to the Ray cluster at ``address`` (``HOST:PORT``, ``auto``, ``ray://HOST:PORT``) or start a local one.
+
+    Returns True when this call initialised Ray (the caller then shuts it down), False
+    when Ray was already initialised. Raises :class:`SweepError` naming ``address`` and
+    what to check when the cluster cannot be reached or refuses the driver.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("the Ray executor needs ray: pip install 'causalab[ray]'") from None
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
+    if address is None:
+        kwargs["num_cpus"] = workers or os.cpu_count() or 1
+    else:
+        _check_reachable(address)
+        _send_token_if_available()
+    kwargs.update(init_kwargs or {})
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+        if address is None:
+            raise SweepError(f"cannot start a local Ray instance: {exc}") from None
+        raise _connection_error(address, exc) from None
+    return True
+
+
 def run_ray(
     configs: Sequence[ExperimentConfig],
     workers: int | None,
@@ -140,21 +259,9 @@ def run_ray(
 
     An already-initialised Ray (``ray.init`` by the caller) is used as is and left running.
     """
-    try:
-        import ray
-    except ImportError:
-        raise SweepError("the Ray executor needs ray: pip install 'causalab[ray]'") from None
-    started = False
-    if not ray.is_initialized():
-        kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
-        if address is None:
-            kwargs["num_cpus"] = workers or os.cpu_count() or 1
-        kwargs.update(init_kwargs or {})
-        try:
-            ray.init(address=address, **kwargs)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise SweepError(f"cannot start or reach Ray (address {address!r}): {exc}") from None
-        started = True
+    started = connect_ray(address, workers, init_kwargs)  # names ray when it is missing
+    import ray
+
     remote = ray.remote(num_cpus=1, max_retries=0)(execute)
     refs = {remote.remote(cfg.to_dict(), tuple(plugins), None, save_maps): cfg for cfg in configs}
     try:
@@ -216,10 +323,12 @@ def run_sweep(
     summary = SweepSummary(total=len(unique), skipped=len(unique) - len(todo))
     validate_all(todo)  # every name, site and block checked before any work starts
 
+    began = time.perf_counter()
+
     def emit(kind: str, **kw: Any) -> None:
         if progress is not None:
             finished = len(summary.records) + len(summary.failed)
-            progress(SweepEvent(kind, len(todo), finished, summary.skipped, **kw))
+            progress(SweepEvent(kind, len(todo), finished, summary.skipped, elapsed=time.perf_counter() - began, **kw))
 
     emit("start")
     if todo:

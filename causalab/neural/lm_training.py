@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from causalab.errors import FitError
+from causalab.progress import Progress
+from causalab.progress import report as report_progress
 
 # sample(n, generator) -> {"input_ids": (n, T), "attention_mask": (n, T)}; right-padded token ids
 BatchSampler = Callable[[int, torch.Generator], dict]
@@ -63,7 +65,9 @@ def train_causal_lm(
     """AdamW with warm-up and cosine decay; saves ``step{N}`` checkpoints and ``final``.
 
     Stops early once ``evaluate(model) >= target_accuracy`` (checked every
-    ``eval_every`` steps). Returns a report with the history and wall time.
+    ``eval_every`` steps). ``progress`` receives each evaluation's record; every 5% of
+    the steps a :class:`causalab.progress.Progress` (task ``LM training``, with the loss)
+    goes to :func:`causalab.progress.report`. Returns a report with the history and wall time.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,6 +97,7 @@ def train_causal_lm(
     history: list[dict] = []
     start = time.perf_counter()
     step, accuracy = 0, None
+    every = max(1, steps // 20)
     model.train()
     while True:
         if step in wanted:
@@ -122,6 +127,9 @@ def train_causal_lm(
         opt.step()
         sched.step()
         step += 1
+        if step % every == 0 or step == steps:
+            known = f", accuracy {accuracy:.3f}" if accuracy is not None else ""
+            report_progress(Progress("LM training", step, steps, time.perf_counter() - start, f"loss {loss.item():.3f}{known}"))
     model.eval()
     save("final")
     report = {"steps": step, "accuracy": accuracy, "seconds": time.perf_counter() - start,
