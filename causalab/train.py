@@ -29,6 +29,8 @@ from causalab.progress import Progress, report
 def index_inputs(inputs: Any, idx: torch.Tensor | slice) -> Any:
     """Row-index network inputs: a tensor, or a mapping of tensors (token ids and masks)."""
     if isinstance(inputs, torch.Tensor):
+        if isinstance(idx, torch.Tensor) and idx.dim() == 1 and not idx.is_floating_point() and idx.dtype != torch.bool:
+            return inputs.index_select(0, idx.to(inputs.device))  # a copy per row, not an element-wise gather
         return inputs[idx]
     if isinstance(inputs, Mapping):
         return {k: index_inputs(v, idx) for k, v in inputs.items()}

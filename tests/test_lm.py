@@ -236,10 +236,16 @@ def test_key_value_cache_respects_its_budget(monkeypatch):
     d = task.counterfactuals(32, torch.Generator().manual_seed(0))
     pairs = prepare(lm, site, task, d)
     kv = pairs.base_inputs["kv_1"]
-    first = int(pairs.base_inputs["pos_last"].min())
-    assert kv.shape[:3] == (32, lm.n_layers - 1, 2) and kv.shape[-2] == first
+    last = pairs.base_inputs["pos_last"]
+    # every row's own prefix: up to the latest last token of the dataset, a one-position window after it
+    assert set(kv) == {"keys_0", "values_0"}  # one tensor per upper block and kind
+    assert kv["keys_0"].shape == (32, 4, int(last.max()), lm.hidden_width // 4)
+    assert pairs.base_inputs["stream_1"].shape == (32, 1, lm.hidden_width)
+    assert torch.equal(pairs.base_inputs["stream_start_1"], last)
     monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", "0")
-    assert "kv_1" not in prepare(lm, site, task, d).base_inputs
+    uncached = prepare(lm, site, task, d).base_inputs
+    assert "kv_1" not in uncached and "stream_start_1" not in uncached
+    assert uncached["stream_1"].shape == (*uncached["input_ids"].shape, lm.hidden_width)  # the whole stream
     monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", "lots")
     with pytest.raises(ConfigError, match="CAUSALAB_KV_CACHE_MB must be a number"):
         prepare(lm, site, task, d)

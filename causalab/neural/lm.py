@@ -182,7 +182,9 @@ class LMTarget(Target):
             return self._component_hidden(inputs, site, component, pos)
         stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
         if stream is not None:  # cached by resume_inputs: no forward pass
-            return stream[torch.arange(stream.shape[0], device=stream.device), pos.to(stream.device)]
+            col = pos.to(stream.device) - inputs.get(f"stream_start_{site.layer}", 0)
+            if bool(((col >= 0) & (col < stream.shape[1])).all()):
+                return stream[torch.arange(stream.shape[0], device=stream.device), col]
         got: dict[str, torch.Tensor] = {}
 
         def read(module, args, output):
@@ -226,39 +228,58 @@ class LMTarget(Target):
         return self._last_logits(inputs, out.last_hidden_state)
 
     def resume_inputs(self, inputs: Any, site: Site, batch_size: int = 256) -> Any:
-        """Cache the residual stream after the site's block once per dataset, so that fitting resumes from it.
+        """Cache what a fitting step resumes from, once per dataset (no autograd, ``batch_size`` rows at a time).
 
-        Also cached, if it fits in ``CAUSALAB_KV_CACHE_MB`` (default 4096): the upper
-        blocks' keys and values of the positions before every row's patched and read
-        positions, which no interchange changes (:func:`~causalab.neural.resume.prefix_keys_values`).
+        Each row's positions before its own first patched or read position ``s`` do not
+        depend on the patch: if it fits in ``CAUSALAB_KV_CACHE_MB`` (default 4096), the
+        upper blocks' keys and values there are cached (``kv_<layer>``, stored as
+        ``CAUSALAB_KV_CACHE_DTYPE``, default float32) together with the residual stream
+        after the site's block from ``s`` to the row's patched and read positions only
+        (``stream_<layer>``, starting at ``stream_start_<layer>``): a last-token step then
+        runs one position per row and upper block. Otherwise the whole residual stream is
+        cached and each step recomputes the prefix without autograd (same logits).
         Only for the hook engine on architectures :mod:`causalab.neural.resume` covers
         (GPT-NeoX, GPT-2); other models keep the full forward with a hook.
         """
-        from causalab.neural.resume import prefix_keys_values, residual_stream, supports_resume
+        from causalab.neural.resume import prefix_keys_values, residual_stream, split_keys_values, supports_resume
 
         site = self.check_site(site)
         if self.engine != "hook" or not supports_resume(self.model) or site.component != "block_output":
             return inputs
         ids = self.input_ids(inputs)
         out = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
-        chunks = range(0, len(ids), batch_size)
-        with torch.no_grad():
-            stream = torch.cat([residual_stream(self.model, ids[i : i + batch_size], site.layer) for i in chunks])
-        out[f"stream_{site.layer}"] = stream
-        n, _, width = stream.shape
+        n, T = ids.shape
         upper = self.n_layers - site.layer
-        if n and upper:
-            first = torch.minimum(self.token_positions(inputs, site.position), self.token_positions(inputs, "last"))
-            length = int(first.min())
-            size_mb = n * upper * 2 * length * width * stream.element_size() / 2**20
-            if length > 0 and size_mb <= kv_cache_budget_mb():
-                kv = None
-                for i in chunks:  # filled in place: no second copy of the whole cache
-                    part = prefix_keys_values(self.model, stream[i : i + batch_size], site.layer, length)
-                    if kv is None:
-                        kv = part.new_empty((n, *part.shape[1:]))
-                    kv[i : i + len(part)] = part
-                out[f"kv_{site.layer}"] = kv
+        patched, read = self.token_positions(inputs, site.position), self.token_positions(inputs, "last")
+        starts = torch.minimum(patched, read)
+        S = int(starts.max()) if n else 0
+        W = int((torch.maximum(patched, read) - starts).max()) + 1 if n else 1
+        store = kv_cache_dtype()
+        itemsize = torch.empty(0, dtype=store).element_size()
+        kv_mb = n * upper * 2 * S * self.hidden_width * itemsize / 2**20
+        cache_kv = n > 0 and (upper == 0 or S == 0 or kv_mb <= kv_cache_budget_mb())
+        streams: list[torch.Tensor] = []
+        kvs: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for i in range(0, n, batch_size):
+                stream = residual_stream(self.model, ids[i : i + batch_size], site.layer)
+                if not cache_kv:
+                    streams.append(stream)
+                    continue
+                cols = (starts[i : i + batch_size, None] + torch.arange(W, device=ids.device)).clamp(max=T - 1)
+                streams.append(stream.gather(1, cols.unsqueeze(-1).expand(*cols.shape, stream.shape[-1])))
+                if upper and S:  # filled in place: no second copy of the whole cache
+                    part = split_keys_values(prefix_keys_values(self.model, stream, site.layer, S))
+                    kvs = kvs or {k: v.new_empty((n, *v.shape[1:]), dtype=store) for k, v in part.items()}
+                    for k, v in part.items():
+                        kvs[k][i : i + batch_size] = v
+        if not streams:
+            return out
+        out[f"stream_{site.layer}"] = torch.cat(streams)
+        if cache_kv:
+            out[f"stream_start_{site.layer}"] = starts
+            if kvs:
+                out[f"kv_{site.layer}"] = kvs
         return out
 
     def patched_logits(self, inputs: Any, site: Site, h: torch.Tensor, engine: str | None = None) -> torch.Tensor:
@@ -279,11 +300,15 @@ class LMTarget(Target):
                 handle.remove()
         stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
         if engine == "hook" and stream is not None:
-            from causalab.neural.resume import resume_logits
+            from causalab.neural.resume import resume_logits, resume_window  # noqa: I001
 
-            return resume_logits(self.model, site.layer, stream, self.token_positions(inputs, site.position), h,
-                                 read_positions=self.token_positions(inputs, "last"),
-                                 prefix_kv=inputs.get(f"kv_{site.layer}"))
+            positions, read = self.token_positions(inputs, site.position), self.token_positions(inputs, "last")
+            starts, kv = inputs.get(f"stream_start_{site.layer}"), inputs.get(f"kv_{site.layer}")
+            if starts is None:
+                return resume_logits(self.model, site.layer, stream, positions, h, read_positions=read, prefix_kv=kv)
+            if kv is not None or site.layer == self.n_layers or not bool(starts.any()):
+                return resume_window(self.model, site.layer, stream, starts, positions, h, read, kv)
+            # a window of the stream without its cached prefix: the full forward below
         if engine == "pyvene":
             from causalab.neural.pyvene_engine import pyvene_patched_logits
 
@@ -356,3 +381,18 @@ def kv_cache_budget_mb() -> float:
     if value < 0:
         raise ConfigError(f"CAUSALAB_KV_CACHE_MB must be >= 0 (0 turns the cache off), got {raw!r}")
     return value
+
+
+KV_CACHE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def kv_cache_dtype() -> torch.dtype:
+    """Storage dtype of the key/value cache (``CAUSALAB_KV_CACHE_DTYPE``); steps compute in the model's dtype.
+
+    ``float16`` halves the cache (about 1e-3 relative error in the cached keys and values);
+    the default ``float32`` gives the same logits as a full forward pass.
+    """
+    raw = os.environ.get("CAUSALAB_KV_CACHE_DTYPE", "float32")
+    if raw not in KV_CACHE_DTYPES:
+        raise ConfigError(f"CAUSALAB_KV_CACHE_DTYPE must be one of {', '.join(KV_CACHE_DTYPES)}, got {raw!r}")
+    return KV_CACHE_DTYPES[raw]

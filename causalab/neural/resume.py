@@ -5,19 +5,19 @@ is computed once per dataset (:func:`residual_stream`). Each fitting step then
 writes the patched vector ``h'`` into that stream at one position per row and runs
 blocks ``L+1..N``, the final norm and the unembedding (:func:`resume_logits`).
 
-Two savings over a full forward pass, both exact:
+Savings over a full forward pass, all exact:
 
-* positions before the earliest patched (and read) position of the batch do not
-  depend on ``h'``; they run without autograd and only hand their keys and values
-  to the later positions (a key/value cache, as in generation). At the last token
-  this leaves one position per upper block on the autograd tape. Their keys and
-  values can be computed once per dataset too (:func:`prefix_keys_values`), up to
-  the earliest patched or read position of the whole dataset;
+* each row's positions before its own first patched (or read) position do not depend
+  on ``h'``; they run without autograd and only hand their keys and values to the
+  later positions (a key/value cache, as in generation). At the last token this
+  leaves one position per row on the autograd tape in each upper block. Those keys and
+  values can be computed once per dataset (:func:`prefix_keys_values`) and each step
+  then runs from a per-row window of the stream (:func:`resume_window`);
+* the positions that do run with autograd go through hand-written blocks
+  (:mod:`causalab.neural.architectures`): attention of a few query positions against
+  the cached keys, without the Hugging Face attention's per-call overhead;
 * the unembedding runs on the read position only, not on every position.
 
-A small :class:`Architecture` adapter per model family (GPT-NeoX, GPT-2) knows how
-to embed, which modules are the blocks and the final norm, and how a block is
-called (rotary position embeddings for GPT-NeoX, computed once per call and sliced).
 Other architectures use :func:`hooked_logits`, a full forward pass with a forward
 hook that patches the block's output: slower, but needs nothing but the blocks.
 
@@ -27,122 +27,23 @@ residual stream after block ``L`` (1-based); ``layer=0`` is the embedding output
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
 from causalab.errors import ArchitectureError, SiteError
+from causalab.neural.architectures import (  # noqa: F401  (re-exported: the adapters' public names)
+    ARCHITECTURES,
+    Architecture,
+    GPT2Architecture,
+    GPTNeoXArchitecture,
+    architecture,
+    model_type,
+    register_architecture,
+    supports_resume,
+)
 
-# --- architecture adapters -----------------------------------------------------------------
-
-
-class Architecture:
-    """How one model family embeds tokens and calls its blocks. Subclasses set ``model_types``."""
-
-    model_types: tuple[str, ...] = ()
-
-    def body(self, model: nn.Module) -> nn.Module:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def blocks(self, model: nn.Module) -> nn.ModuleList:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def final_norm(self, model: nn.Module) -> nn.Module:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def embed(self, model: nn.Module, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError  # pragma: no cover - abstract
-
-    def positions(self, model: nn.Module, x: torch.Tensor, position_ids: torch.Tensor) -> Any:
-        """Per-call position context the blocks need (rotary cos/sin), or ``None``."""
-        return None
-
-    def slice_positions(self, context: Any, start: int, stop: int) -> Any:
-        return context
-
-    def call_block(self, block: nn.Module, x: torch.Tensor, mask: torch.Tensor, context: Any, kv: Any) -> torch.Tensor:
-        raise NotImplementedError  # pragma: no cover - abstract
-
-
-class GPTNeoXArchitecture(Architecture):
-    model_types = ("gpt_neox",)
-
-    def body(self, model):
-        return model.gpt_neox
-
-    def blocks(self, model):
-        return model.gpt_neox.layers
-
-    def final_norm(self, model):
-        return model.gpt_neox.final_layer_norm
-
-    def embed(self, model, input_ids, position_ids):
-        return model.gpt_neox.embed_in(input_ids)
-
-    def positions(self, model, x, position_ids):
-        return model.gpt_neox.rotary_emb(x, position_ids=position_ids)
-
-    def slice_positions(self, context, start, stop):
-        cos, sin = context
-        return cos[:, start:stop], sin[:, start:stop]
-
-    def call_block(self, block, x, mask, context, kv):
-        out = block(x, attention_mask=mask, layer_past=kv, position_embeddings=context)
-        return out[0] if isinstance(out, tuple) else out
-
-
-class GPT2Architecture(Architecture):
-    model_types = ("gpt2",)
-
-    def body(self, model):
-        return model.transformer
-
-    def blocks(self, model):
-        return model.transformer.h
-
-    def final_norm(self, model):
-        return model.transformer.ln_f
-
-    def embed(self, model, input_ids, position_ids):
-        return model.transformer.wte(input_ids) + model.transformer.wpe(position_ids)
-
-    def call_block(self, block, x, mask, context, kv):
-        out = block(x, past_key_values=kv, attention_mask=mask)
-        return out[0] if isinstance(out, tuple) else out
-
-
-ARCHITECTURES: dict[str, Architecture] = {}
-
-
-def register_architecture(arch: Architecture) -> Architecture:
-    """Make :func:`resume_logits` available for every ``config.model_type`` in ``arch.model_types``."""
-    for name in arch.model_types:
-        ARCHITECTURES[name] = arch
-    return arch
-
-
-register_architecture(GPTNeoXArchitecture())
-register_architecture(GPT2Architecture())
-
-
-def model_type(model: nn.Module) -> str:
-    return str(getattr(getattr(model, "config", None), "model_type", type(model).__name__))
-
-
-def supports_resume(model: nn.Module) -> bool:
-    """Whether :func:`resume_logits` has an adapter for this model (else use :func:`hooked_logits`)."""
-    return model_type(model) in ARCHITECTURES
-
-
-def architecture(model: nn.Module) -> Architecture:
-    name = model_type(model)
-    if name not in ARCHITECTURES:
-        raise ArchitectureError(
-            f"no resume-from-site adapter for model type {name!r} (have: {', '.join(sorted(ARCHITECTURES))}); "
-            "use hooked_logits, or register_architecture an adapter"
-        )
-    return ARCHITECTURES[name]
 
 
 def find_blocks(model: nn.Module) -> nn.ModuleList:
@@ -195,7 +96,7 @@ def additive_causal_mask(
 
 
 class _KeyValues:
-    """Keys and values of already-computed positions, per block: the one method blocks call on a cache.
+    """Keys and values of already-computed positions, per block: the one method Hugging Face blocks call on a cache.
 
     ``prefix`` (optional, ``(B, blocks, 2, heads, P, head_dim)``) holds the first ``P``
     positions' keys and values of the blocks in call order, as :func:`prefix_keys_values`
@@ -292,6 +193,93 @@ def _fill_keys_values(
         x = arch.call_block(block, x, mask, ctx, kv)
 
 
+def _window_mask(starts: torch.Tensor, L: int, S: int, prefix_real: torch.Tensor | None,
+                 live_real: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+    """Additive ``(B, 1, L, S + L)`` mask: row ``r``'s query ``i`` sees cached keys ``< starts[r]`` and new keys ``<= i``.
+
+    ``prefix_real`` ``(B, S)`` and ``live_real`` ``(B, L)`` mark real (not padded) key positions.
+    """
+    B, device = starts.shape[0], starts.device
+    j = torch.arange(L, device=device)
+    live = (j[None, :] <= j[:, None])[None].expand(B, L, L)
+    if live_real is not None:
+        live = live & live_real[:, None, :]
+    prefix = torch.arange(S, device=device)[None, :] < starts[:, None]
+    if prefix_real is not None:
+        prefix = prefix & prefix_real
+    allowed = torch.cat([prefix[:, None, :].expand(B, L, S), live], dim=-1)[:, None]
+    return torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def _heads(model: nn.Module) -> int:
+    return int(model.config.num_attention_heads)
+
+
+def split_keys_values(prefix_kv: torch.Tensor) -> dict[str, torch.Tensor]:
+    """:func:`prefix_keys_values`' ``(B, blocks, 2, heads, P, head_dim)`` as one tensor per block and kind.
+
+    Keys ``keys_<i>`` and ``values_<i>`` (``i`` counts the blocks above the site), each a
+    contiguous ``(B, heads, P, head_dim)``: selecting a batch of rows copies each row's
+    entries in one piece, and attention reads them without another copy.
+    """
+    return {f"{kind}_{i}": prefix_kv[:, i, j].contiguous()
+            for i in range(prefix_kv.shape[1]) for j, kind in enumerate(("keys", "values"))}
+
+
+def _prefix_length(prefix_kv: Any, B: int, n_upper: int, layer: int) -> int:
+    """Positions ``prefix_kv`` covers (a 6-d tensor or :func:`split_keys_values`' mapping), after checking its shape."""
+    if isinstance(prefix_kv, Mapping):
+        names = {f"{kind}_{i}" for i in range(n_upper) for kind in ("keys", "values")}
+        if set(prefix_kv) != names or any(t.dim() != 4 or t.shape[0] != B for t in prefix_kv.values()):
+            raise SiteError(f"prefix_kv must map keys_<i>/values_<i> for the {n_upper} blocks above layer {layer} "
+                            f"to ({B}, heads, positions, head_dim) tensors, got {sorted(prefix_kv)}")
+        return next(iter(prefix_kv.values())).shape[-2] if n_upper else 0
+    if prefix_kv.dim() != 6 or prefix_kv.shape[:3] != (B, n_upper, 2):
+        raise SiteError(
+            f"prefix_kv must be ({B}, {n_upper}, 2, heads, positions, head_dim) for {B} rows and "
+            f"{n_upper} blocks above layer {layer}, got {tuple(prefix_kv.shape)}"
+        )
+    return prefix_kv.shape[-2]
+
+
+def _stacked(prefix_kv: Any) -> torch.Tensor:
+    if not isinstance(prefix_kv, Mapping):
+        return prefix_kv
+    n = len(prefix_kv) // 2
+    return torch.stack([torch.stack([prefix_kv[f"keys_{i}"], prefix_kv[f"values_{i}"]], 1) for i in range(n)], 1)
+
+
+def _split_prefix(model: nn.Module, prefix_kv: Any, n_blocks: int, S: int,
+                  x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per upper block, the cached ``(keys, values)`` of the first ``S`` positions (empty when ``S == 0``)."""
+    if prefix_kv is None or S == 0:
+        B, _, d = x.shape
+        H = _heads(model)
+        empty = x.new_zeros(B, H, 0, d // H)
+        return [(empty, empty)] * n_blocks
+    if isinstance(prefix_kv, Mapping):
+        return [(prefix_kv[f"keys_{i}"][..., :S, :], prefix_kv[f"values_{i}"][..., :S, :]) for i in range(n_blocks)]
+    return [(prefix_kv[:, i, 0, :, :S], prefix_kv[:, i, 1, :, :S]) for i in range(n_blocks)]
+
+
+def _resume(model: nn.Module, arch: Architecture, upper: Any, x: torch.Tensor, patch_col: torch.Tensor,
+            read_col: torch.Tensor, h: torch.Tensor, past: list, mask: torch.Tensor, context: Any,
+            fused: bool) -> torch.Tensor:
+    """Write ``h`` at each row's ``patch_col`` of the window ``x``, run ``upper`` on it, read logits at ``read_col``."""
+    B, L, _ = x.shape
+    here = (torch.arange(L, device=x.device)[None, :] == patch_col[:, None]).unsqueeze(-1)
+    x = torch.where(here, h.to(x.dtype).unsqueeze(1), x)
+    for block, kv in zip(upper, past):
+        x = arch.live_block(block, x, kv, mask, context) if fused else Architecture.live_block(arch, block, x, kv, mask, context)
+    x = x[torch.arange(B, device=x.device), read_col]
+    return model.get_output_embeddings()(arch.final_norm(model)(x))
+
+
+def _check_h(h: torch.Tensor, B: int, d: int) -> None:
+    if h.shape != (B, d):
+        raise SiteError(f"patched vectors must have shape {(B, d)} to match the residual stream, got {tuple(h.shape)}")
+
+
 def resume_logits(
     model: nn.Module,
     layer: int,
@@ -302,15 +290,20 @@ def resume_logits(
     position_ids: torch.Tensor | None = None,
     read_positions: torch.Tensor | int | None = None,
     prefix_kv: torch.Tensor | None = None,
+    *,
+    fused: bool = True,
 ) -> torch.Tensor:
     """Logits ``(B, vocab)`` at ``read_positions`` (default: the last) after patching and resuming.
 
     ``hidden`` is the base inputs' residual stream after block ``layer`` (from
     :func:`residual_stream`), ``positions`` the patched position of each row, ``h``
-    the ``(B, d)`` vectors written there. Gradients flow to ``h`` only.
-    ``prefix_kv`` (optional, from :func:`prefix_keys_values`) holds the upper blocks'
-    keys and values of the first positions, which are then not recomputed; it must
-    not reach past any row's patched or read position.
+    the ``(B, d)`` vectors written there. Gradients flow to ``h`` only, and only
+    through each row's own positions from ``min(patched, read)`` to ``read``; the
+    positions before run without autograd. ``prefix_kv`` (optional, from
+    :func:`prefix_keys_values`) holds the upper blocks' keys and values of the first
+    positions, which are then not recomputed (a row reads only the entries before its
+    own first patched or read position). ``fused=False`` runs the Hugging Face blocks
+    instead of :meth:`Architecture.live_block`'s hand-written ones (same logits).
     """
     arch = architecture(model)
     blocks = arch.blocks(model)
@@ -318,36 +311,78 @@ def resume_logits(
     if hidden.dim() != 3:
         raise SiteError(f"hidden must be the (batch, seq, width) residual stream, got shape {tuple(hidden.shape)}")
     B, T, d = hidden.shape
-    if h.shape != (B, d):
-        raise SiteError(f"patched vectors must have shape {(B, d)} to match the residual stream, got {tuple(h.shape)}")
+    _check_h(h, B, d)
     positions = _check_positions("positions", positions, B, T).to(hidden.device)
     read = _check_positions("read_positions", T - 1 if read_positions is None else read_positions, B, T).to(hidden.device)
     if position_ids is None:
         position_ids = _default_position_ids(T, hidden.device)
-    start = int(torch.minimum(positions, read).min()) if B else 0
-    context = arch.positions(model, hidden, position_ids)
     upper = blocks[layer:]
-    cached = 0
-    if prefix_kv is not None and B:
-        cached = prefix_kv.shape[-2]
-        if prefix_kv.dim() != 6 or prefix_kv.shape[:3] != (B, len(upper), 2):
-            raise SiteError(
-                f"prefix_kv must be ({B}, {len(upper)}, 2, heads, positions, head_dim) for {B} rows and "
-                f"{len(upper)} blocks above layer {layer}, got {tuple(prefix_kv.shape)}"
-            )
-        if cached > start:
-            raise SiteError(f"prefix_kv covers {cached} positions, past the first patched or read position {start}")
-    kv = _KeyValues(prefix_kv if cached else None)
-    if start > cached:  # positions before the first patch: no autograd, only their keys and values are kept
-        _fill_keys_values(arch, upper, hidden, cached, start, attention_mask, context, kv)
-    here = (torch.arange(start, T, device=hidden.device)[None, :] == positions[:, None]).unsqueeze(-1)
-    x = torch.where(here, h.to(hidden.dtype).unsqueeze(1), hidden[:, start:])
-    mask = additive_causal_mask(start, T, T, attention_mask, hidden.dtype, hidden.device)
-    ctx = arch.slice_positions(context, start, T)
-    for block in upper:
-        x = arch.call_block(block, x, mask, ctx, kv)
-    x = x[torch.arange(B, device=x.device), read - start]
-    return model.get_output_embeddings()(arch.final_norm(model)(x))
+    starts = torch.minimum(positions, read)
+    S = int(starts.max()) if B else 0
+    cached = _prefix_length(prefix_kv, B, len(upper), layer) if prefix_kv is not None and B else 0
+    if S > cached and len(upper):  # positions no row has cached: no autograd, only their keys and values are kept
+        kv = _KeyValues(_stacked(prefix_kv) if cached else None)
+        _fill_keys_values(arch, upper, hidden, cached, S, attention_mask, arch.positions(model, hidden, position_ids), kv)
+        past = list(kv.store.values())
+    else:
+        past = _split_prefix(model, prefix_kv, len(upper), S, hidden)
+    L = int((read - starts).max()) + 1 if B else 1
+    cols = (starts[:, None] + torch.arange(L, device=hidden.device)[None, :]).clamp(max=T - 1)
+    x = hidden.gather(1, cols.unsqueeze(-1).expand(B, L, d))
+    context = arch.positions(model, x, position_ids.expand(B, T).gather(1, cols))
+    real = None if attention_mask is None else attention_mask.bool()
+    mask = _window_mask(starts, L, S, None if real is None else real[:, :S],
+                        None if real is None else real.gather(1, cols), hidden.dtype)
+    return _resume(model, arch, upper, x, positions - starts, read - starts, h, past, mask, context, fused)
+
+
+def resume_window(
+    model: nn.Module,
+    layer: int,
+    window: torch.Tensor,
+    starts: torch.Tensor,
+    positions: torch.Tensor,
+    h: torch.Tensor,
+    read_positions: torch.Tensor,
+    prefix_kv: torch.Tensor | None = None,
+    *,
+    fused: bool = True,
+) -> torch.Tensor:
+    """:func:`resume_logits` from each row's own slice of the stream and its own cached prefix (no padding mask).
+
+    ``window`` ``(B, W, d)`` holds the residual stream after block ``layer`` at positions
+    ``starts[r] .. starts[r] + W - 1`` of row ``r``; ``prefix_kv`` the upper blocks' keys
+    and values at positions ``0 .. P - 1`` with ``P >= starts.max()`` (row ``r`` reads
+    its first ``starts[r]``). Each row must start at or before its patched and read
+    positions, and its window must reach its read position. This is what a fitting
+    step runs on :meth:`~causalab.neural.lm.LMTarget.resume_inputs`'s cache: at the
+    last token, one position per row and upper block.
+    """
+    arch = architecture(model)
+    blocks = arch.blocks(model)
+    _check_layer(model, layer, len(blocks))
+    if window.dim() != 3:
+        raise SiteError(f"window must be (batch, positions, width), got shape {tuple(window.shape)}")
+    B, W, d = window.shape
+    _check_h(h, B, d)
+    starts, positions, read = (torch.as_tensor(t, dtype=torch.long, device=window.device).expand(B)
+                               for t in (starts, positions, read_positions))
+    upper = blocks[layer:]
+    S = int(starts.max()) if B else 0
+    if B and (bool((starts > torch.minimum(positions, read)).any()) or int((read - starts).max()) >= W
+              or int(starts.min()) < 0):
+        raise SiteError(f"every row's window (width {W}) must start at or before its patched and read positions "
+                        f"and reach its read position; got starts {starts.tolist()}, patched {positions.tolist()}, "
+                        f"read {read.tolist()}")
+    cached = _prefix_length(prefix_kv, B, len(upper), layer) if prefix_kv is not None and B else 0
+    if len(upper) and cached < S:
+        raise SiteError(f"prefix_kv covers {cached} positions; rows start as late as position {S}")
+    L = int((read - starts).max()) + 1 if B else 1
+    x = window[:, :L]
+    context = arch.positions(model, x, starts[:, None] + torch.arange(L, device=window.device)[None, :])
+    mask = _window_mask(starts, L, S, None, None, window.dtype)
+    past = _split_prefix(model, prefix_kv, len(upper), S, window)
+    return _resume(model, arch, upper, x, positions - starts, read - starts, h, past, mask, context, fused)
 
 
 def hooked_logits(
