@@ -28,6 +28,8 @@ process, including torch itself; ``setup`` is the high-water mark before the fir
     python benchmarks/throughput.py                       # both cases, table on stdout
     python benchmarks/throughput.py --cases lm --reps 7
     python benchmarks/throughput.py --scale               # largest Pythia-like size fitting in 10 minutes
+    python benchmarks/throughput.py --lm-cost             # an LM step against its FLOP estimate, 14m/31m/70m,
+                                                          # batch 256 (benchmarks/lm_step_cost.py; its flags follow)
 """
 
 from __future__ import annotations
@@ -437,6 +439,12 @@ def scale(args) -> int:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--lm-cost" in argv:  # the LM step-cost table: its own module, its own flags
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from lm_step_cost import main as lm_cost
+
+        return lm_cost([a for a in argv if a != "--lm-cost"])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))

@@ -15,6 +15,8 @@ from causalab.neural.resume import (  # noqa: E402
     prefix_keys_values,
     residual_stream,
     resume_logits,
+    resume_window,
+    split_keys_values,
     supports_resume,
 )
 
@@ -93,9 +95,15 @@ def test_cached_prefix_keys_values_give_the_same_logits_and_gradients(kind, padd
                 grads.append(h.grad)
             assert torch.allclose(logits[0], logits[1], atol=1e-5, rtol=0), (layer, length)
             assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=0), (layer, length)
-    kv = prefix_keys_values(model, stream, 2, 3)
-    with pytest.raises(SiteError, match="past the first patched or read position 2"):
-        resume_logits(model, 2, stream, torch.tensor([6, 2, 5, 6, 3]), torch.randn(5, WIDTH), prefix_kv=kv)
+    # a prefix reaching past some rows' first patched position: each row reads only its own part
+    stream = residual_stream(model, ids, 2)
+    kv = prefix_keys_values(model, stream, 2, 5)
+    h = torch.randn(5, WIDTH, generator=torch.Generator().manual_seed(6))
+    positions = torch.tensor([6, 2, 5, 6, 3])
+    with torch.no_grad():
+        ref = hooked_logits(model, 2, ids, positions, h)
+        for prefix in (kv, split_keys_values(kv)):
+            assert torch.allclose(resume_logits(model, 2, stream, positions, h, prefix_kv=prefix), ref, atol=1e-5, rtol=0)
     with pytest.raises(SiteError, match="prefix_kv must be"):
         resume_logits(model, 1, stream, 6, torch.randn(5, WIDTH), prefix_kv=kv)
     with pytest.raises(SiteError, match="must cover 1.."):
@@ -199,3 +207,93 @@ def test_same_fitted_iia_through_both_paths(kind):
     assert results[0][1] == pytest.approx(results[1][1], abs=1.5 / 128)
     assert torch.allclose(results[0][2], results[1][2], atol=1e-4)  # the same map came out of both fits
     assert results[0][3] == pytest.approx(results[1][3], abs=1e-5)  # the same training losses, epoch by epoch
+
+
+# --- each row's own prefix: the window a fitting step runs from --------------------------------
+
+
+def logits_and_grad(fn, h0: torch.Tensor, weights: torch.Tensor):
+    """Logits of ``fn(h)`` and the gradient of a fixed linear function of them with respect to ``h``."""
+    h = h0.clone().requires_grad_(True)
+    out = fn(h)
+    (out * weights).sum().backward()
+    return out.detach(), h.grad
+
+
+def row_windows(model, ids, layer, starts, width):
+    """Each row's stream window from its own start, and the upper blocks' keys/values before it."""
+    stream = residual_stream(model, ids, layer)
+    cols = (starts[:, None] + torch.arange(width)).clamp(max=ids.shape[1] - 1)
+    window = stream.gather(1, cols.unsqueeze(-1).expand(-1, -1, WIDTH))
+    S = int(starts.max())
+    return stream, window, (prefix_keys_values(model, stream, layer, S) if S and layer < LAYERS else None)
+
+
+@pytest.mark.parametrize("kind", ["gpt_neox", "gpt2"])
+@pytest.mark.parametrize("fused", [True, False])
+def test_per_row_prefix_matches_the_hooked_forward_in_logits_and_gradients(kind, fused):
+    """Right-padded rows of mixed lengths, patched at or before their own last token: the window from each
+    row's own first patched/read position, with that row's cached prefix, equals a full forward."""
+    model = tiny_lm(kind)
+    g = torch.Generator().manual_seed(7)
+    n = 6
+    ids = torch.randint(0, VOCAB, (n, SEQ), generator=g)
+    read = torch.tensor([6, 3, 5, 2, 6, 4])  # the last real token; what follows is padding
+    ids[torch.arange(SEQ)[None, :] > read[:, None]] = 0
+    weights = torch.randn(n, VOCAB, generator=g)
+    for layer in range(LAYERS + 1):
+        for patched in (read, torch.tensor([6, 1, 2, 2, 0, 4])):  # at the read token, or before it
+            starts = torch.minimum(patched, read)
+            width = int((read - starts).max()) + 1
+            stream, window, kv = row_windows(model, ids, layer, starts, width)
+            h0 = torch.randn(n, WIDTH, generator=g)
+            ref = logits_and_grad(lambda h: hooked_logits(model, layer, ids, patched, h, read_positions=read), h0, weights)
+            runs = {
+                "window": lambda h: resume_window(model, layer, window, starts, patched, h, read, kv, fused=fused),
+                "window, per-block cache": lambda h: resume_window(
+                    model, layer, window, starts, patched, h, read, None if kv is None else split_keys_values(kv),
+                    fused=fused),
+                "whole stream": lambda h: resume_logits(model, layer, stream, patched, h, read_positions=read, fused=fused),
+            }
+            for name, fn in runs.items():
+                out, grad = logits_and_grad(fn, h0, weights)
+                assert torch.allclose(out, ref[0], atol=1e-5, rtol=0), (name, layer, (out - ref[0]).abs().max())
+                assert torch.allclose(grad, ref[1], atol=1e-5, rtol=0), (name, layer, (grad - ref[1]).abs().max())
+
+
+@pytest.mark.parametrize("kind", ["gpt_neox", "gpt2"])
+def test_left_padding_and_mixed_reads_match_in_gradients_with_and_without_hand_written_blocks(kind):
+    model = tiny_lm(kind)
+    g = torch.Generator().manual_seed(8)
+    ids, mask = tokens(5, g, {0: 2, 3: 1})
+    read, patched = torch.tensor([6, 4, 6, 5, 3]), torch.tensor([3, 4, 2, 5, 1])
+    weights = torch.randn(5, VOCAB, generator=g)
+    for layer in (0, 1, 2):
+        stream = residual_stream(model, ids, layer, attention_mask=mask)
+        kv = prefix_keys_values(model, stream, layer, 2, attention_mask=mask)
+        h0 = torch.randn(5, WIDTH, generator=g)
+        ref = logits_and_grad(lambda h: hooked_logits(model, layer, ids, patched, h, attention_mask=mask,
+                                                      read_positions=read), h0, weights)
+        for fused in (True, False):
+            for prefix in (None, kv):
+                out, grad = logits_and_grad(lambda h: resume_logits(model, layer, stream, patched, h, attention_mask=mask,
+                                                                    read_positions=read, prefix_kv=prefix, fused=fused),
+                                            h0, weights)
+                assert torch.allclose(out, ref[0], atol=1e-5, rtol=0), (layer, fused, prefix is None)
+                assert torch.allclose(grad, ref[1], atol=1e-5, rtol=0), (layer, fused, prefix is None)
+
+
+def test_window_errors_name_what_is_wrong():
+    model = tiny_lm("gpt_neox")
+    ids = torch.randint(0, VOCAB, (3, SEQ), generator=torch.Generator().manual_seed(9))
+    starts, read = torch.tensor([4, 2, 6]), torch.tensor([6, 2, 6])
+    _, window, kv = row_windows(model, ids, 1, starts, 3)
+    h = torch.randn(3, WIDTH)
+    with pytest.raises(SiteError, match="must start at or before its patched and read positions"):
+        resume_window(model, 1, window, starts, torch.tensor([3, 2, 6]), h, read, kv)  # row 0 patched before its start
+    with pytest.raises(SiteError, match="reach its read position"):
+        resume_window(model, 1, window[:, :2], starts, starts, h, read, kv)
+    with pytest.raises(SiteError, match="prefix_kv covers 3 positions; rows start as late as position 6"):
+        resume_window(model, 1, window, starts, starts, h, read, kv[..., :3, :])
+    with pytest.raises(SiteError, match="keys_<i>/values_<i>"):
+        resume_window(model, 1, window, starts, starts, h, read, {"keys_0": kv[:, 0, 0]})
