@@ -210,7 +210,7 @@ class SimpleSetup:
                 return x.numel() * x.element_size()
             return sum(size(v) for v in x.values())
 
-        keep = {k: v for k, v in self.pairs.base_inputs.items() if k.startswith(("stream", "kv_"))}
+        keep = {k: v for k, v in self.pairs.base_inputs.items() if k.startswith(("stream", "kv_", "recompute"))}
         total = size(keep) + size(self.pairs.h_base) + sum(size(h) for h in self.pairs.h_sources.values())
         return total / len(self.pairs)
 
@@ -298,7 +298,15 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=5, help="interleaved rounds (medians reported)")
     p.add_argument("--steps", type=int, default=5, help="steps per path per round")
     p.add_argument("--no-before", action="store_true", help="time only the current path")
+    p.add_argument("--kv-cache-mb", help="CAUSALAB_KV_CACHE_MB for the runs (0: nothing cached, the stream is "
+                   "recomputed each step)")
+    p.add_argument("--kv-cache-dtype", help="CAUSALAB_KV_CACHE_DTYPE for the runs (float32, float16, bfloat16)")
     args = p.parse_args(argv)
+    import os
+
+    for flag, var in ((args.kv_cache_mb, "CAUSALAB_KV_CACHE_MB"), (args.kv_cache_dtype, "CAUSALAB_KV_CACHE_DTYPE")):
+        if flag is not None:
+            os.environ[var] = flag  # read by the children
     torch.set_num_threads(1)
     if args.child:
         sys.path.insert(0, str(ROOT))

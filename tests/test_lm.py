@@ -242,10 +242,18 @@ def test_key_value_cache_respects_its_budget(monkeypatch):
     assert kv["keys_0"].shape == (32, 4, int(last.max()), lm.hidden_width // 4)
     assert pairs.base_inputs["stream_1"].shape == (32, 1, lm.hidden_width)
     assert torch.equal(pairs.base_inputs["stream_start_1"], last)
-    monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", "0")
+    stream_mb = pairs.base_inputs["input_ids"].numel() * lm.hidden_width * 4 / 2**20
+    monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", str(stream_mb * 1.01))  # the whole stream fits, the row cache does not
     uncached = prepare(lm, site, task, d).base_inputs
     assert "kv_1" not in uncached and "stream_start_1" not in uncached
     assert uncached["stream_1"].shape == (*uncached["input_ids"].shape, lm.hidden_width)  # the whole stream
+    monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", "0")  # nothing fits: the stream is recomputed each step
+    bare = prepare(lm, site, task, d)
+    assert not any(k.startswith(("kv_", "stream")) for k in bare.base_inputs) and "recompute_stream_1" in bare.base_inputs
+    h = torch.randn(32, lm.hidden_width, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(lm.patched_logits(bare.base_inputs, site, h), lm.patched_logits(pairs.base_inputs, site, h),
+                              atol=1e-5, rtol=0)
     monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", "lots")
     with pytest.raises(ConfigError, match="CAUSALAB_KV_CACHE_MB must be a number"):
         prepare(lm, site, task, d)

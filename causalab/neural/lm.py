@@ -231,15 +231,22 @@ class LMTarget(Target):
         """Cache what a fitting step resumes from, once per dataset (no autograd, ``batch_size`` rows at a time).
 
         Each row's positions before its own first patched or read position ``s`` do not
-        depend on the patch: if it fits in ``CAUSALAB_KV_CACHE_MB`` (default 4096), the
-        upper blocks' keys and values there are cached (``kv_<layer>``, stored as
-        ``CAUSALAB_KV_CACHE_DTYPE``, default float32) together with the residual stream
-        after the site's block from ``s`` to the row's patched and read positions only
-        (``stream_<layer>``, starting at ``stream_start_<layer>``): a last-token step then
-        runs one position per row and upper block. Otherwise the whole residual stream is
-        cached and each step recomputes the prefix without autograd (same logits).
-        Only for the hook engine on architectures :mod:`causalab.neural.resume` covers
-        (GPT-NeoX, GPT-2); other models keep the full forward with a hook.
+        depend on the patch. What is kept is the first of these that fits in
+        ``CAUSALAB_KV_CACHE_MB`` (default 4096):
+
+        1. the upper blocks' keys and values there (``kv_<layer>``, one tensor per block
+           and kind, stored as ``CAUSALAB_KV_CACHE_DTYPE``, default float32) and the
+           residual stream after the site's block from ``s`` to the row's patched and
+           read positions only (``stream_<layer>``, from ``stream_start_<layer>``): a
+           last-token step then runs one position per row and upper block;
+        2. the whole residual stream after the site's block: each step recomputes the
+           prefix's keys and values without autograd;
+        3. nothing (``recompute_stream_<layer>`` marks it): each step also recomputes the
+           stream without autograd, so only the hidden states at the site stay in memory.
+
+        All three give the same logits. Only for the hook engine on architectures
+        :mod:`causalab.neural.resume` covers (GPT-NeoX, GPT-2); other models keep the full
+        forward with a hook.
         """
         from causalab.neural.resume import prefix_keys_values, residual_stream, split_keys_values, supports_resume
 
@@ -256,8 +263,12 @@ class LMTarget(Target):
         W = int((torch.maximum(patched, read) - starts).max()) + 1 if n else 1
         store = kv_cache_dtype()
         itemsize = torch.empty(0, dtype=store).element_size()
-        kv_mb = n * upper * 2 * S * self.hidden_width * itemsize / 2**20
-        cache_kv = n > 0 and (upper == 0 or S == 0 or kv_mb <= kv_cache_budget_mb())
+        budget, mib = kv_cache_budget_mb(), 2**20
+        row_cache_mb = n * self.hidden_width * (upper * 2 * S * itemsize + W * 4) / mib
+        cache_kv = n > 0 and row_cache_mb <= budget
+        if n and not cache_kv and n * T * self.hidden_width * 4 / mib > budget:
+            out[f"recompute_stream_{site.layer}"] = torch.ones(n, dtype=torch.bool, device=ids.device)
+            return out
         streams: list[torch.Tensor] = []
         kvs: dict[str, torch.Tensor] = {}
         with torch.no_grad():
@@ -299,6 +310,11 @@ class LMTarget(Target):
             finally:
                 handle.remove()
         stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
+        if engine == "hook" and stream is None and isinstance(inputs, Mapping) and f"recompute_stream_{site.layer}" in inputs:
+            from causalab.neural.resume import residual_stream
+
+            with torch.no_grad():
+                stream = residual_stream(self.model, self.input_ids(inputs), site.layer)
         if engine == "hook" and stream is not None:
             from causalab.neural.resume import resume_logits, resume_window  # noqa: I001
 
