@@ -149,13 +149,13 @@ class Programme:
 
 def setup(size: str, spec: str, batch: int, n_pairs: int, paths=("after", "before")):
     import causalab as cl
-    from algorithms import ioi
+    from algorithms import ioi, ioi_models
     from causalab.intervene import interchange
     from causalab.neural.lm import SIZES, random_lm
     from causalab.train import index_inputs, train_step
 
     task = ioi.ioi_pattern_task()
-    lm = random_lm(len(ioi.data.VOCAB), size=size, seed=0, tokenizer=ioi.tokenizer())
+    lm = random_lm(len(ioi.data.VOCAB), size=size, seed=0, tokenizer=ioi_models.tokenizer())
     layer = max(1, SIZES[size][0] // 2)
     site = cl.Site(layer, "last")
     width = lm.width(site)

@@ -27,7 +27,7 @@ from causalab.intervene import Partition
 from causalab.metrics import IIAResult
 from causalab.neural.target import Site, Target
 from causalab.registry import make_alignment
-from causalab.train import MONITORS, FitConfig, FitResult, evaluate, fit_alignment, prepare
+from causalab.train import LOSSES, LR_SCHEDULES, MONITORS, FitConfig, FitResult, evaluate, fit_alignment, prepare
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 VALIDATE_ON = ("val", "train")
@@ -59,6 +59,12 @@ class MeasureSettings:
     validate_on: str = "val"
     dtype: str = "float32"
     device: str = "cpu"
+    # the fitting regime (see FitConfig): linear warmup over warmup_steps, then lr_schedule
+    # "constant", "cosine" or "plateau"; loss "task" (the task's own: full-vocabulary cross-entropy
+    # for IOI) or "pair" (cross-entropy between the expected and the competing token only)
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"
+    loss: str = "task"
 
     def __post_init__(self) -> None:
         if isinstance(self.dtype, torch.dtype):  # accept torch.float64 as well as "float64"
@@ -76,6 +82,13 @@ class MeasureSettings:
         self.lr = float(self.lr)  # lr = 1 and lr = 1.0 are the same run, with the same hash
         if self.monitor not in MONITORS:
             raise ConfigFieldError("monitor", f"must be one of {MONITORS} (what early stopping watches), got {self.monitor!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigFieldError("lr_schedule", f"must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.loss not in LOSSES:
+            raise ConfigFieldError("loss", f"must be one of {LOSSES} (the task's own loss, or the two-token "
+                                   f"cross-entropy), got {self.loss!r}")
+        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
+            raise ConfigFieldError("warmup_steps", f"must be a non-negative integer, got {self.warmup_steps!r}")
         if self.validate_on not in VALIDATE_ON:
             raise ConfigFieldError("validate_on", f"must be one of {VALIDATE_ON}, got {self.validate_on!r}")
         if self.dtype not in DTYPES:
@@ -89,7 +102,8 @@ class MeasureSettings:
 
     def fit_config(self) -> FitConfig:
         return FitConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
-                         seed=self.seed, monitor=self.monitor)
+                         seed=self.seed, monitor=self.monitor, warmup_steps=self.warmup_steps,
+                         lr_schedule=self.lr_schedule, loss=self.loss)
 
     def sizes(self) -> list[int]:
         return [self.n_train, self.n_val, self.n_test]
@@ -157,6 +171,7 @@ class Measurement:
             "best_val_iia": self.fit.best_val_iia,
             "epochs_run": self.fit.epochs_run,
             "steps": self.fit.steps,
+            "history": self.fit.history,  # per epoch: train loss, train/validation IIA and loss, learning rate
             "num_parameters": self.num_parameters,
             "width": self.width,
             "n_train": cfg.n_train,

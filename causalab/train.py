@@ -65,6 +65,12 @@ class PreparedPairs:
     def __len__(self) -> int:
         return self.h_base.shape[0]
 
+    def subset(self, idx: torch.Tensor | slice) -> "PreparedPairs":
+        """The pairs at ``idx``, with everything they cache."""
+        return PreparedPairs(index_inputs(self.base_inputs, idx), self.h_base[idx],
+                             {v: h[idx] for v, h in self.h_sources.items()}, self.labels[idx], self.set_index[idx],
+                             list(self.intervention_sets))
+
     def intervened(self) -> dict[str, torch.Tensor]:
         """Per variable, the rows that intervene on it (elsewhere its source is the base itself)."""
         if getattr(self, "_intervened", None) is None:
@@ -145,13 +151,16 @@ def evaluate(
     pairs: PreparedPairs,
     batch_size: int = 8192,
     with_loss: bool = False,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> IIAResult:
     """IIA: does the intervened network's output match the algorithm's counterfactual label?
 
-    With ``with_loss`` the result also carries the mean counterfactual loss (``.loss``).
+    With ``with_loss`` the result also carries the mean counterfactual loss (``.loss``):
+    the task's own, or ``loss_fn``.
     """
     if len(pairs) == 0:
         raise DataError(f"no pairs to score {task.name!r} on: IIA of zero pairs is undefined")
+    loss_fn = loss_fn or task.loss
     was_training = phi.training
     phi.eval()
     correct, loss = [], 0.0
@@ -166,7 +175,7 @@ def evaluate(
             )
         correct.append(task.correct(logits, pairs.labels[idx]))
         if with_loss:
-            loss += float(task.loss(logits, pairs.labels[idx])) * logits.shape[0]
+            loss += float(loss_fn(logits, pairs.labels[idx])) * logits.shape[0]
     phi.train(was_training)
     c = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
     result = iia_from_correct(c, pairs.set_index, pairs.intervention_sets)
@@ -184,13 +193,16 @@ def train_step(
     pairs: PreparedPairs,
     idx: torch.Tensor | slice,
     opt: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One optimiser step on the rows ``idx``; returns the (detached) loss. The fit loop's whole inner step.
 
-    Parametrized weights (a rotation's orthogonal matrix) are computed once per step, not once per call of phi.
+    The loss is the task's own unless ``loss_fn`` is given. Parametrized weights (a
+    rotation's orthogonal matrix) are computed once per step, not once per call of phi.
     """
+    loss_fn = loss_fn or task.loss
     with parametrize.cached():
-        loss = task.loss(patched_logits(target, site, phi, partition, pairs, idx), pairs.labels[idx])
+        loss = loss_fn(patched_logits(target, site, phi, partition, pairs, idx), pairs.labels[idx])
     if not torch.isfinite(loss):
         raise FitError(
             f"non-finite loss ({loss.item()}) fitting {type(phi).__name__}; "
@@ -203,6 +215,21 @@ def train_step(
 
 
 MONITORS = ("iia", "loss")
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+LOSSES = ("task", "pair")
+
+
+def pair_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy between two tokens only: ``labels`` ``(B, 2)`` holds the expected token, then its competitor.
+
+    IOI's labels are (expected name, other name): this is the paper's two-name loss, blind
+    to every other token, where the full-vocabulary loss rewards raising both names.
+    """
+    if labels.dim() != 2 or labels.shape[1] != 2:
+        raise FitError(f"loss 'pair' needs two token ids per row (expected, competitor), got labels of shape "
+                       f"{tuple(labels.shape)}; use loss 'task' for this task")
+    two = logits.gather(1, labels.long())
+    return torch.nn.functional.cross_entropy(two, torch.zeros(len(two), dtype=torch.long, device=two.device))
 
 
 @dataclass
@@ -220,6 +247,14 @@ class FitConfig:
     # "loss" (must fall by min_delta). On a network where the map first has to find any signal,
     # IIA sits at chance for many epochs while the loss already falls: "loss" keeps fitting.
     monitor: str = "iia"
+    # the learning rate rises linearly over the first warmup_steps steps, then follows lr_schedule:
+    # "constant"; "cosine" (to 0 at the last step: epochs x steps per epoch, or max_steps); "plateau"
+    # (halved after every epoch in which the monitored validation score did not improve)
+    warmup_steps: int = 0
+    lr_schedule: str = "constant"
+    # "task": the task's own loss (full-vocabulary cross-entropy for IOI); "pair": cross-entropy
+    # between the two label tokens only (labels (B, 2), see pair_loss)
+    loss: str = "task"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience"):
@@ -230,6 +265,22 @@ class FitConfig:
             raise FitError(f"FitConfig.lr must be a positive finite number, got {self.lr!r}")
         if self.monitor not in MONITORS:
             raise FitError(f"FitConfig.monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
+            raise FitError(f"FitConfig.warmup_steps must be a non-negative integer, got {self.warmup_steps!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise FitError(f"FitConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.loss not in LOSSES:
+            raise FitError(f"FitConfig.loss must be one of {LOSSES}, got {self.loss!r}")
+
+    def lr_at(self, step: int, total: int, plateau_scale: float = 1.0) -> float:
+        """The learning rate of step ``step`` (0-based) of ``total``, after the plateau halvings so far."""
+        lr = self.lr * plateau_scale
+        if step < self.warmup_steps:
+            return lr * (step + 1) / self.warmup_steps
+        if self.lr_schedule == "cosine":
+            span = max(total - self.warmup_steps, 1)
+            return lr * 0.5 * (1 + math.cos(math.pi * min(step - self.warmup_steps, span) / span))
+        return lr
 
 
 @dataclass
@@ -262,8 +313,12 @@ def fit_alignment(
 ) -> FitResult:
     """Fit ``phi``'s parameters (only) by cross-entropy on counterfactual labels.
 
-    ``progress`` receives each epoch's record; a :class:`~causalab.progress.Progress` (task
-    ``fitting``; an early stop ends it before ``total``) goes to :func:`causalab.progress.report`.
+    The loss, warmup and learning-rate schedule come from ``config``; each epoch's
+    record in ``history`` holds the training loss, IIA and loss on the validation pairs
+    and on as many training pairs (``train_iia``, ``train_eval_loss``), and the learning
+    rate: the learning curves. ``progress`` receives each epoch's record; a
+    :class:`~causalab.progress.Progress` (task ``fitting``; an early stop ends it before
+    ``total``) goes to :func:`causalab.progress.report`.
     A map with a ``fit_statistics(h)`` method (a fitted standardisation) first gets
     the training base hidden states. Early stopping on validation IIA (or loss, with
     ``monitor="loss"``) restores the best map. A non-finite loss raises
@@ -284,25 +339,41 @@ def fit_alignment(
     opt = adam(params, config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     by_loss = config.monitor == "loss"
+    loss_fn = pair_loss if config.loss == "pair" else task.loss
+    # learning curves: IIA and loss per epoch on the validation pairs and on as many training pairs
+    train_probe = train.subset(slice(0, max(1, min(len(train), len(val)))))
+    per_epoch = math.ceil(len(train) / config.batch_size)
+    total_steps = config.epochs * per_epoch if config.max_steps is None else min(config.max_steps, config.epochs * per_epoch)
+    scheduled = config.warmup_steps > 0 or config.lr_schedule != "constant"
+    plateau_scale = 1.0
 
-    def score() -> tuple[float, float]:
-        """(validation IIA, what early stopping maximises)."""
-        result = evaluate(target, site, phi, partition, task, val, with_loss=by_loss)
-        return result.iia, (-result.loss if by_loss else result.iia)
+    def score() -> tuple[dict, float]:
+        """(this epoch's curve points, what early stopping maximises)."""
+        result = evaluate(target, site, phi, partition, task, val, with_loss=True, loss_fn=loss_fn)
+        on_train = evaluate(target, site, phi, partition, task, train_probe, with_loss=True, loss_fn=loss_fn)
+        points = {"val_iia": result.iia, "val_loss": result.loss, "train_iia": on_train.iia,
+                  "train_eval_loss": on_train.loss}
+        return points, (-result.loss if by_loss else result.iia)
 
-    best_iia, best_score = score()
+    points, best_score = score()
+    best_iia = points["val_iia"]
     best_state = copy.deepcopy(phi.state_dict())
-    history = [{"epoch": 0, "val_iia": best_iia, **({"val_loss": -best_score} if by_loss else {})}]
+    history = [{"epoch": 0, **points, "lr": config.lr_at(0, total_steps) if scheduled else config.lr}]
     bad, steps, stopped = 0, 0, False
     epoch, start = 0, time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         phi.train()
         perm = torch.randperm(len(train), generator=gen).to(train.h_base.device)
         total, count = 0.0, 0
+        lr = config.lr
         for i in range(0, len(train), config.batch_size):
             idx = perm[i : i + config.batch_size]
+            if scheduled:
+                lr = config.lr_at(steps, total_steps, plateau_scale)
+                for group in opt.param_groups:
+                    group["lr"] = lr
             try:
-                loss = train_step(target, site, phi, partition, task, train, idx, opt)
+                loss = train_step(target, site, phi, partition, task, train, idx, opt, loss_fn)
             except FitError as exc:
                 raise FitError(f"{exc} (epoch {epoch}, step {steps})") from None
             steps += 1
@@ -310,18 +381,18 @@ def fit_alignment(
             count += len(idx)
             if config.max_steps is not None and steps >= config.max_steps:
                 break
-        val_iia, val_score = score()
-        record = {"epoch": epoch, "train_loss": float(total) / max(count, 1), "val_iia": val_iia, "steps": steps}
-        if by_loss:
-            record["val_loss"] = -val_score
+        points, val_score = score()
+        record = {"epoch": epoch, "train_loss": float(total) / max(count, 1), **points, "steps": steps, "lr": lr}
         history.append(record)
         if progress is not None:
             progress(record)
-        report(Progress("fitting", epoch, config.epochs, time.perf_counter() - start, f"val iia {val_iia:.3f}"))
+        report(Progress("fitting", epoch, config.epochs, time.perf_counter() - start, f"val iia {points['val_iia']:.3f}"))
         if val_score > best_score + config.min_delta:
-            best_iia, best_score, best_state, bad = val_iia, val_score, copy.deepcopy(phi.state_dict()), 0
+            best_iia, best_score, best_state, bad = points["val_iia"], val_score, copy.deepcopy(phi.state_dict()), 0
         else:
             bad += 1
+            if config.lr_schedule == "plateau":
+                plateau_scale *= 0.5
         if bad >= config.patience or (config.max_steps is not None and steps >= config.max_steps):
             stopped = bad >= config.patience
             break

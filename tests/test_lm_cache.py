@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from algorithms import ioi
+from algorithms import ioi, ioi_models
 from algorithms import ioi_data as data
 from causalab.errors import ConfigError
 from causalab.neural.lm import random_lm
@@ -32,7 +32,7 @@ def logits_and_grad(lm, inputs, site, h0, weights):
 def test_a_step_on_the_per_row_cache_equals_the_full_forward(arch, position):
     """Sentences of mixed lengths (right-padded), patched at the last token or earlier and read at the last."""
     task = ioi.ioi_pattern_task()
-    lm = random_lm(len(data.VOCAB), arch=arch, size="tiny", seed=0, tokenizer=ioi.tokenizer())
+    lm = random_lm(len(data.VOCAB), arch=arch, size="tiny", seed=0, tokenizer=ioi_models.tokenizer())
     site = Site(1, position)
     pairs = prepare(lm, site, task, task.counterfactuals(40, torch.Generator().manual_seed(1)))
     cached = pairs.base_inputs
@@ -56,7 +56,7 @@ def test_a_step_on_the_per_row_cache_equals_the_full_forward(arch, position):
 
 def test_half_precision_cache_halves_its_bytes_and_stays_close(monkeypatch):
     task = ioi.ioi_pattern_task()
-    lm = random_lm(len(data.VOCAB), arch="gpt_neox", size="tiny", seed=0, tokenizer=ioi.tokenizer())
+    lm = random_lm(len(data.VOCAB), arch="gpt_neox", size="tiny", seed=0, tokenizer=ioi_models.tokenizer())
     site = Site(1, "last")
     d = task.counterfactuals(32, torch.Generator().manual_seed(3))
     full = prepare(lm, site, task, d).base_inputs

@@ -15,7 +15,8 @@ from causalab.neural.build import TARGET_KINDS
 
 # Fields added after results were first recorded, with their defaults: the hash leaves a field
 # out while it is at this default, so adding a field never orphans a results file.
-HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia", "validate_on": "val", "component": "block_output"}
+HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia", "validate_on": "val", "component": "block_output",
+                                   "warmup_steps": 0, "lr_schedule": "constant", "loss": "task"}
 
 
 @dataclass
