@@ -93,7 +93,7 @@ def train_ioi_lm(seed: int = 0, cache: str | os.PathLike | None = None, progress
 
 def build_target(kind: str, seed: int, *, dtype: torch.dtype = torch.float32, dry: bool = False, engine: str = "hook",
                  **options: Any):
-    """``random`` (size, arch), ``trained`` (size, step: int or "final"; cache) or ``pretrained`` (path, revision).
+    """``random`` (size, arch, init, vocab_size), ``trained`` (size, step: int or "final"; cache) or ``pretrained`` (path, revision).
 
     ``dry`` builds a network of the architecture without training one: for ``trained``,
     the random initialisation of its size (a trained model of that size is trained
@@ -102,7 +102,11 @@ def build_target(kind: str, seed: int, *, dtype: torch.dtype = torch.float32, dr
     from causalab.neural.lm import from_pretrained, random_lm
 
     if kind == "random":
-        return random_lm(len(data.VOCAB), tokenizer=tokenizer(), seed=seed, dtype=dtype, engine=engine, **options)
+        vocab = options.pop("vocab_size", len(data.VOCAB))
+        if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < len(data.VOCAB):
+            raise ConfigError(f"target_options.vocab_size must be an integer >= {len(data.VOCAB)} (the IOI words; "
+                              f"ids beyond them are never read, as in a model with a larger vocabulary), got {vocab!r}")
+        return random_lm(vocab, tokenizer=tokenizer(), seed=seed, dtype=dtype, engine=engine, **options)
     if kind == "trained":
         step = options.pop("step", "final")
         cache = options.pop("cache", None)

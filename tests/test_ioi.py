@@ -1,5 +1,6 @@
 """IOI data, algorithms, labels and scoring."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -152,3 +153,16 @@ def test_counterfactual_sampling_is_batched_and_seeded():
     b = sample_counterfactuals(alg, 1000, ["pattern"], seed=5)
     assert torch.equal(a.counterfactual_outputs["output"], b.counterfactual_outputs["output"])
     assert 0.4 < a.label_changed("output").float().mean() < 0.6
+
+
+def test_random_models_take_a_larger_vocabulary():
+    from algorithms import ioi_models
+    from causalab.errors import ConfigError
+
+    small = ioi_models.build_target("random", 0, size="tiny")
+    big = ioi_models.build_target("random", 0, size="tiny", vocab_size=1000)
+    task = ioi.ioi_pattern_task()
+    inputs = task.encode(task.algorithm.sample_inputs(4, gen(0)))
+    assert small.logits(inputs).shape[1] == len(data.VOCAB) and big.logits(inputs).shape[1] == 1000
+    with pytest.raises(ConfigError, match="vocab_size must be an integer >= 214"):
+        ioi_models.build_target("random", 0, size="tiny", vocab_size=100)
