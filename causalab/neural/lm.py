@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -45,7 +45,11 @@ POSITIONS = ("last", "s2", "io")
 
 
 class _Stop(Exception):
-    """Raised by a read hook to stop the forward pass once the site is read."""
+    """Raised by a read hook to stop the forward pass once the site is read; carries what it read."""
+
+
+def _keep(h: torch.Tensor) -> None:
+    raise _Stop(h)
 
 
 def lm_config(arch: str = "gpt_neox", size: str = "14m", *, vocab_size: int, max_positions: int = 64, **overrides: Any):
@@ -185,37 +189,26 @@ class LMTarget(Target):
             col = pos.to(stream.device) - inputs.get(f"stream_start_{site.layer}", 0)
             if bool(((col >= 0) & (col < stream.shape[1])).all()):
                 return stream[torch.arange(stream.shape[0], device=stream.device), col]
-        got: dict[str, torch.Tensor] = {}
 
         def read(module, args, output):
             hs = output[0] if isinstance(output, tuple) else output
-            got["h"] = hs[torch.arange(hs.shape[0], device=hs.device), pos]
-            raise _Stop
+            _keep(hs[torch.arange(hs.shape[0], device=hs.device), pos])
 
-        handle = self.blocks[site.layer - 1].register_forward_hook(read)
-        try:
-            self.model(input_ids=self.input_ids(inputs), use_cache=False)
-        except _Stop:
-            pass
-        finally:
-            handle.remove()
-        return got["h"]
+        return self._read_until(inputs, lambda: self.blocks[site.layer - 1].register_forward_hook(read))
 
     def _component_hidden(self, inputs: Any, site: Site, component: Component, pos: torch.Tensor) -> torch.Tensor:
-        got: dict[str, torch.Tensor] = {}
+        return self._read_until(inputs, lambda: hook(self.parts(), component, site.layer, pos, read=_keep))
 
-        def read(h: torch.Tensor) -> None:
-            got["h"] = h
-            raise _Stop
-
-        handle = hook(self.parts(), component, site.layer, pos, read=read)
+    def _read_until(self, inputs: Any, register: Callable[[], Any]) -> torch.Tensor:
+        """Run the model with the hook ``register()`` installs, until the hook has read the site (:func:`_keep`)."""
+        handle = register()
         try:
             self.model(input_ids=self.input_ids(inputs), use_cache=False)
-        except _Stop:
-            pass
+        except _Stop as stop:
+            return stop.args[0]
         finally:
             handle.remove()
-        return got["h"]
+        raise SiteError("the forward pass never reached the site's module")
 
     def _last_logits(self, inputs: Any, hidden_last: torch.Tensor) -> torch.Tensor:
         pos = self.token_positions(inputs, "last")
