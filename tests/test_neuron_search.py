@@ -123,6 +123,16 @@ def test_assigned_permutation_keeps_every_interchange_invariant():
     assert not torch.equal(phi(h), h) and torch.equal(phi.inverse(phi(h)), h)
 
 
+def test_a_fitted_greedy_map_saves_and_loads_with_its_neurons(tmp_path):
+    target, site = shuffled_oracle(torch.randperm(16, generator=torch.Generator().manual_seed(4))), cl.Site(1)
+    task = cl.make_task("left_equality_relation")
+    phi, partition, _, test_iia = greedy_fit(task, target, site, 8)
+    loaded = cl.load_alignment(cl.save_alignment(phi, tmp_path / "greedy.safetensors", partition=partition), width=16)
+    assert loaded.map.neurons(loaded.partition) == phi.neurons(partition)
+    h = torch.randn(5, 16)
+    assert torch.equal(loaded.map(h), phi(h)) and torch.equal(h @ phi.matrix(), phi(h))
+
+
 def test_bad_search_knob_and_bad_assignment_are_named():
     with pytest.raises((AlignmentError, RegistryError), match="fixed.*greedy"):
         cl.make_alignment("identity:search=random", 8)
