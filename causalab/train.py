@@ -23,6 +23,7 @@ from causalab.errors import DataError, FitError
 from causalab.intervene import Partition, interchange
 from causalab.metrics import IIAResult, iia_from_correct
 from causalab.neural.target import Site, Target
+from causalab.neuron_search import greedy_neuron_blocks
 from causalab.progress import Progress, report
 
 
@@ -300,6 +301,32 @@ def adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr)
 
 
+def fit_by_search(
+    target: Target, site: Site, phi: AlignmentMap, partition: Partition, task: Task, val: PreparedPairs,
+    config: FitConfig,
+) -> FitResult:
+    """Greedy neuron search for a map that declares ``search = "greedy"`` (``identity:search=greedy``).
+
+    Candidates are scored on the validation pairs by what early stopping watches
+    (``config.monitor``: the loss, as the paper does, or IIA with the loss breaking
+    ties; the loss is ``config.loss``'s); the chosen neurons are put at ``partition``'s
+    coordinates (``phi.assign``).
+    """
+    phi.reset()
+    loss_fn = pair_loss if config.loss == "pair" else task.loss
+
+    def score(blocks: dict[str, list[int]]) -> tuple[tuple[float, ...], dict]:
+        result = evaluate(target, site, phi, Partition(blocks, phi.width), task, val, with_loss=True, loss_fn=loss_fn)
+        key = (-result.loss,) if config.monitor == "loss" else (result.iia, -result.loss)
+        return key, {"val_iia": result.iia, "val_loss": result.loss}
+
+    sizes = {v: len(b) for v, b in partition.blocks.items()}
+    neurons, history = greedy_neuron_blocks(phi.width, sizes, score)
+    phi.assign(partition, neurons)
+    best = history[-1]["val_iia"] if history else evaluate(target, site, phi, partition, task, val).iia
+    return FitResult(best, len(history), sum(h["candidates"] for h in history), False, history)
+
+
 def fit_alignment(
     target: Target,
     site: Site,
@@ -332,6 +359,8 @@ def fit_alignment(
     if callable(fit_statistics):  # e.g. a standardisation in front of a non-linear map
         fit_statistics(train.h_base)
     before = target.fingerprint()
+    if getattr(phi, "search", "fixed") == "greedy":  # a map fitted by searching neurons, not by gradients
+        return fit_by_search(target, site, phi, partition, task, val, config)
     params = [p for p in phi.parameters() if p.requires_grad]
     if not params:  # identity and other fixed maps: nothing to fit
         iia = evaluate(target, site, phi, partition, task, val).iia

@@ -10,6 +10,9 @@ into its own append-only results file (so a rerun resumes), then reported:
 - ``hidden_size``: one RevNet block, hidden size 1..16 (full profile only);
 - ``mlp_seeds``: trained vs random MLP at the paper's data sizes, layer 1, rotation and
   RevNets, 3 seeds, epochs capped at 25 (full profile only; about 45 minutes on 2 cores);
+- ``hidden_size_seeds``, ``memorisation``, ``one_variable_seeds``, ``distributive_seeds``,
+  ``progression_seeds``: the rest of the paper's MLP results at its data sizes, 3 seeds
+  (full profile only; costs in ``docs/dilemma.md``);
 - ``ioi_progression``, ``ioi_sizes``: IOI on a small LM across its training and on
   random Pythia-like sizes (full profile only; skipped with a reason when the IOI
   task or LM targets are unavailable);
@@ -61,6 +64,12 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                progression="target_options.checkpoint"),
     Experiment("hidden_size", ("algorithm", "layer", "target", "alignment"), complexity=True),
     Experiment("mlp_seeds", ("algorithm", "layer", "target", "alignment"), complexity=True),
+    Experiment("hidden_size_seeds", ("algorithm", "layer", "target", "alignment"), complexity=True),
+    Experiment("memorisation", ("algorithm", "layer", "alignment", "n_train")),
+    Experiment("one_variable_seeds", ("algorithm", "layer", "target", "alignment")),
+    Experiment("distributive_seeds", ("algorithm", "layer", "target", "alignment")),
+    Experiment("progression_seeds", ("algorithm", "layer", "alignment", "target_options.checkpoint"),
+               progression="target_options.checkpoint"),
     Experiment("ioi_progression", ("layer", "alignment", "target_options.step"), progression="target_options.step",
                optional=True),
     Experiment("ioi_sizes", ("layer", "target_options.size", "alignment"), optional=True),
