@@ -24,6 +24,10 @@ def test_profiles_parse_and_validate(profile):
         maps = {c.alignment.split(":")[0] for c in configs["mlp_maps"]}
         assert targets == {"trained", "random"} and {"rotation", "revnet"} <= maps
         assert 0 in {c.target_options["checkpoint"] for c in configs["progression"]}
+        ioi = configs["ioi_scale"]  # the IOI panel: a trained LM and random LMs, shared and disjoint names
+        assert {c.target for c in ioi} == {"trained", "random"}
+        assert {c.algorithm for c in ioi} == {"ioi_pattern", "ioi_pattern_disjoint"}
+        assert {c.alignment.split(":")[0] for c in ioi} == {"rotation", "revnet"}
     else:
         assert {c.layer for c in configs["mlp_maps"]} == {1, 2, 3}
         assert len({c.seed for c in configs["mlp_maps"]}) == 3
@@ -54,27 +58,31 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
     events = []
     summary = run_dilemma("smoke", out, workers=1, progress=lambda name, ev: events.append((name, ev.kind)))
     assert not summary.failed
-    assert summary.runs == 8 and summary.recorded == 0
+    assert summary.runs == 12 and summary.recorded == 0
     assert ("mlp_maps", "done") in events
-    for name in ("mlp_maps", "progression", "hidden_size"):
+    for name in ("mlp_maps", "progression", "hidden_size", "ioi_scale"):
         records = load_records(summary.results[name])
         assert records and all(0.0 <= r["iia"] <= 1.0 for r in records)
     assert summary.figures["dilemma"].exists() and summary.figures["dilemma"].stat().st_size > 1000
     assert summary.figures["progression/iia_vs_training_layer1"].exists()
     points = json.loads((out / "dilemma.json").read_text())["points"]
-    assert {p["panel"] for p in points} == {"maps", "progression"}
-    assert "| target" in summary.table and "### progression" in summary.table
+    assert {p["panel"] for p in points} == {"maps", "progression", "ioi"}
+    ioi = [p for p in points if p["panel"] == "ioi"]
+    assert {(p["algorithm"], p["alignment"]) for p in ioi} == {
+        (a, m) for a in ("ioi_pattern", "ioi_pattern_disjoint") for m in ("rotation", "revnet:blocks=1,hidden=8")}
+    assert "| target" in summary.table and "### progression" in summary.table and "### ioi_scale" in summary.table
     assert (out / "tables.md").read_text() == summary.table
     assert summary.seconds > 0
     # the scores follow the IIA tables; the IOI experiments did not run, and the report says so
     assert "### scores" in summary.table and "selectivity vs control networks" in summary.table
     assert "- ioi_progression: no scores (" in summary.table
+    assert "- ioi_scale: no scores (no runs with both a real network and its controls)." in summary.table
     assert summary.figures["scores/scores_figure"].stat().st_size > 1000
     rows = json.loads((out / "scores" / "scores.json").read_text())["rows"]
     assert [r["map"] for r in rows] == ["rotation", "revnet:blocks=1,hidden=4"]
     assert rows[0]["selectivity_algorithm"] is not None and rows[0]["ood_gap"] is not None
     measured = (out / "scores" / "measurements.jsonl").read_text()
     again = run_dilemma("smoke", out, workers=1)  # resumes: nothing left to run or measure
-    assert again.runs == 0 and again.recorded == 8
+    assert again.runs == 0 and again.recorded == 12
     assert (out / "scores" / "measurements.jsonl").read_text() == measured and again.table == summary.table
     assert "### scores" not in run_dilemma("smoke", out, workers=1, scores=False).table

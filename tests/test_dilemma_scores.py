@@ -2,13 +2,13 @@
 
 import pytest
 
-from causalab.dilemma.scores import SOURCES, record_groups, record_measurement, write_scores
+from causalab.dilemma.scores import SOURCES, group_text, record_groups, record_measurement, score_rows, write_scores
 from causalab.metrics import IIAResult, Score
 from causalab.measure import Measurement
 from causalab.scores import selectivity
 from causalab.train import FitResult
 
-MLP, IOI = SOURCES
+MLP, IOI, IOI_SCALE = SOURCES
 
 
 def record(target, alignment, iia, n, params, *, seed=0, step=None, algorithm="both_equality_relations"):
@@ -51,6 +51,29 @@ def test_ioi_pairs_the_last_step_with_the_initialisation():
     sel = group.maps["rotation"]["selectivity"]
     assert sel.real_score.accuracy == pytest.approx(0.95) and sel.difference.b.accuracy == pytest.approx(0.55)
     assert record_groups(IOI, recs[1:], threshold=0.9) == []  # no step 0: no control
+
+
+def test_ioi_scale_scores_trained_against_random_lms_with_the_disjoint_names_runs_beside():
+    recs = [record(target, spec, iia, 1000, 64, algorithm=alg)
+            for alg, target, spec, iia in (("ioi_pattern", "trained", "rotation", 0.9),
+                                           ("ioi_pattern", "random", "rotation", 0.5),
+                                           ("ioi_pattern_disjoint", "trained", "rotation", 0.6),
+                                           ("ioi_pattern_disjoint", "random", "rotation", 0.45),
+                                           ("ioi_pattern", "trained", "revnet", 0.95),
+                                           ("ioi_pattern", "random", "revnet", 0.7))]
+    (group,) = record_groups(IOI_SCALE, recs, threshold=0.9)  # the disjoint runs are not a group of their own
+    assert group.algorithm == "ioi_pattern" and list(group.maps) == ["rotation", "revnet"]
+    rot = group.maps["rotation"]
+    assert rot["selectivity"].difference.estimate == pytest.approx(0.4)
+    assert rot["disjoint"]["real"].test.overall == Score(600, 1000)
+    assert rot["disjoint"]["control"].test.overall == Score(450, 1000)
+    assert "disjoint" not in group.maps["revnet"]  # no disjoint-names runs of that map
+    rows = {r["map"]: r for r in score_rows(group)}
+    assert rows["rotation"]["iia_disjoint_real"] == pytest.approx(0.6)
+    assert rows["rotation"]["ood_gap"] == pytest.approx(0.3) and rows["rotation"]["ood_gap_ci_low"] > 0
+    assert "iia_disjoint_real" not in rows["revnet"]
+    text = group_text(group)
+    assert "IIA shared / disjoint names" in text and "0.900 / 0.600 (control 0.450)" in text
 
 
 def test_missing_ioi_is_reported_not_raised(tmp_path):

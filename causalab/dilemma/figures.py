@@ -17,16 +17,21 @@ def headline_numbers(stem: Path) -> dict[str, Path]:
     return {"dilemma_csv": stem.with_suffix(".csv"), "dilemma_json": stem.with_suffix(".json")}
 
 
-def headline_figure(maps: Sequence[dict[str, Any]], progression: Sequence[dict[str, Any]], stem: Path) -> dict[str, Path]:
+def headline_figure(maps: Sequence[dict[str, Any]], progression: Sequence[dict[str, Any]], stem: Path,
+                    ioi: Sequence[dict[str, Any]] = ()) -> dict[str, Path]:
     """One picture of the dilemma at the first algorithm and layer: (a) IIA against map parameters,
-    trained vs random network; (b) IIA across training, one line per map. Numbers beside it."""
-    panels = [(title, recs) for title, recs in (("maps", maps), ("progression", progression)) if recs]
+    trained vs random network; (b) IIA across training, one line per map; (c) IOI: test IIA per map
+    on each LM, with shared and with disjoint names. Numbers beside it."""
+    panels = [(title, recs) for title, recs in (("maps", maps), ("progression", progression), ("ioi", ioi)) if recs]
     if not panels:
         return {}
     plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
     points: list[dict[str, Any]] = []
     for ax, (kind, recs) in zip(axes[0], panels):
+        if kind == "ioi":  # both name conditions side by side
+            points += [{"panel": kind, **r} for r in _ioi_panel(ax, recs)]
+            continue
         first = flatten(recs[0])
         alg, layer = first["algorithm"], first["layer"]
         recs = [r for r in recs if flatten(r)["algorithm"] == alg and flatten(r)["layer"] == layer]
@@ -69,6 +74,34 @@ def headline_figure(maps: Sequence[dict[str, Any]], progression: Sequence[dict[s
     write_csv(numbers["dilemma_csv"], points)
     numbers["dilemma_json"].write_text(json.dumps({"points": points}, indent=1, default=str))
     return {"dilemma": png}
+
+
+def _ioi_panel(ax, recs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Grouped bars: per map, test IIA on each (network, names) cell, with the spread over seeds."""
+    rows = [s.to_dict() for s in summarize(recs, by=["target", "target_options.size", "algorithm", "alignment"],
+                                           metrics=["iia", "num_parameters"])]
+    specs = list(dict.fromkeys(r["alignment"] for r in rows))
+    cells = list(dict.fromkeys((r["target"], r["target_options.size"], r["algorithm"]) for r in rows))
+    width = 0.8 / len(cells)
+    for k, cell in enumerate(cells):
+        got = {r["alignment"]: r for r in rows if (r["target"], r["target_options.size"], r["algorithm"]) == cell}
+        xs = [i + (k - (len(cells) - 1) / 2) * width for i, s in enumerate(specs) if s in got]
+        names = "disjoint names" if cell[2].endswith("disjoint") else "shared names"
+        ax.bar(xs, [got[s]["iia_mean"] for s in specs if s in got], width, label=f"{cell[0]} {cell[1]}, {names}",
+               yerr=[_spread(got[s]["iia_std"]) for s in specs if s in got], capsize=2, hatch="//" if "disjoint" in names else None)
+    ax.set_xticks(range(len(specs)), [_short(s) for s in specs], fontsize=8)
+    ax.set_title("(c) IOI pattern, last token: shared vs disjoint names", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("test IIA")
+    ax.grid(alpha=0.3, axis="y")
+    return rows
+
+
+def _spread(std: Any) -> float:
+    """A seed spread for an error bar: 0 for one seed (no spread measured)."""
+    return float(std) if isinstance(std, (int, float)) and std == std else 0.0
 
 
 def _short(alignment: str) -> str:

@@ -16,6 +16,9 @@ into its own append-only results file (so a rerun resumes), then reported:
 - ``ioi_progression``, ``ioi_sizes``: IOI on a small LM across its training and on
   random Pythia-like sizes (full profile only; skipped with a reason when the IOI
   task or LM targets are unavailable);
+- ``ioi_scale``: IOI on random Pythia-initialised LMs, shared vs disjoint names, rotation
+  vs RevNets, with warmup and a plateau schedule (quick: a 2-layer width-64 model; full:
+  the 31m-like model on 20k distinct pairs, about an hour on one core; optional as above);
 - ``scores``: selectivity, out-of-distribution IIA, complexity frontier and sample
   efficiency for ``mlp_maps`` and ``ioi_progression`` (:mod:`~causalab.dilemma.scores`).
 
@@ -73,6 +76,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("ioi_progression", ("layer", "alignment", "target_options.step"), progression="target_options.step",
                optional=True),
     Experiment("ioi_sizes", ("layer", "target_options.size", "alignment"), optional=True),
+    Experiment("ioi_scale", ("algorithm", "target_options.size", "layer", "alignment", "n_train"), optional=True),
 )
 
 
@@ -187,7 +191,8 @@ def run_dilemma(
         recs = records.get(exp.name)
         if recs:
             sections.append(_report(exp, recs, out / exp.name, summary))
-    summary.figures.update(headline_figure(records.get("mlp_maps", []), records.get("progression", []), out / "dilemma"))
+    summary.figures.update(headline_figure(records.get("mlp_maps", []), records.get("progression", []), out / "dilemma",
+                                           ioi=records.get("ioi_scale", [])))
     summary.files.update({k: v for k, v in headline_numbers(out / "dilemma").items() if v.exists()})
     if scores:
         report = write_scores(records, summary.skipped, profile, out / "scores")

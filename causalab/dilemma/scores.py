@@ -2,10 +2,13 @@
 
 Each scored experiment pairs a *real* network with its *controls* of the same
 architecture: ``mlp_maps`` the trained MLP with the random-init MLPs,
-``ioi_progression`` the LM's last training step with its initialisation (step 0).
+``ioi_progression`` the LM's last training step with its initialisation (step 0),
+``ioi_scale`` the IOI LM trained here with random LMs of its shape.
 From the sweep's records alone, per map: IIA on both, selectivity against the
 control networks (Newcombe interval from the recorded counts; controls pooled over
-seeds) and the complexity frontier (the smallest map reaching the threshold on each).
+seeds) and the complexity frontier (the smallest map reaching the threshold on each);
+where the sweep also ran the task with disjoint names (``ioi_scale``), the
+disjoint-names IIA of both networks and the shared - disjoint gap on the real one.
 Random networks are never re-fitted here: their fits need the sweep's own budget.
 
 What the records cannot give is measured on the real network with small fits
@@ -35,6 +38,7 @@ from causalab.measure import Measurement, MeasureSettings
 from causalab.neural.target import Site
 from causalab.registry import make_task
 from causalab.scores import (
+    Difference,
     Frontier,
     FrontierComparison,
     control_algorithm_selectivity,
@@ -83,6 +87,7 @@ class Source:
     ood_task: str | None = None  # a task whose split holds inputs apart (None: the records' own task)
     control_algorithm: bool = True
     efficiency: bool = True
+    disjoint_algorithm: str | None = None  # recorded runs of this algorithm give the disjoint-names IIA (no OOD fit)
 
 
 def _by_target(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -102,6 +107,8 @@ SOURCES: tuple[Source, ...] = (
     Source("mlp_maps", "trained MLP", "random MLP", _by_target),
     Source("ioi_progression", "IOI LM, last step", "IOI LM, step 0", _by_step, ood_task="ioi_pattern_disjoint",
            control_algorithm=False, efficiency=False),
+    Source("ioi_scale", "trained IOI LM", "random LM", _by_target, control_algorithm=False, efficiency=False,
+           disjoint_algorithm="ioi_pattern_disjoint"),
 )
 
 
@@ -141,12 +148,14 @@ def record_groups(source: Source, records: list[dict[str, Any]], threshold: floa
     """Scores from the records alone, per (algorithm, layer) with both real and control runs."""
     real_all, control_all = source.split(records)
     groups = []
-    keys = dict.fromkeys((r["config"]["algorithm"], r["config"]["layer"]) for r in real_all)
+    keys = dict.fromkeys((r["config"]["algorithm"], r["config"]["layer"]) for r in real_all
+                         if r["config"]["algorithm"] != source.disjoint_algorithm)
     for alg, layer in keys:
-        def mine(rs):
-            return [r for r in rs if (r["config"]["algorithm"], r["config"]["layer"]) == (alg, layer)]
+        def mine(rs, algorithm=alg):
+            return [r for r in rs if (r["config"]["algorithm"], r["config"]["layer"]) == (algorithm, layer)]
 
         real, control = mine(real_all), mine(control_all)
+        disjoint = (mine(real_all, source.disjoint_algorithm), mine(control_all, source.disjoint_algorithm))
         maps: dict[str, dict[str, Any]] = {}
         for spec in dict.fromkeys(r["config"]["alignment"] for r in real):
             ours = [r for r in real if r["config"]["alignment"] == spec]
@@ -158,6 +167,9 @@ def record_groups(source: Source, records: list[dict[str, Any]], threshold: floa
             maps[spec] = {"real": record_measurement(ours), "controls": controls,
                           "selectivity": selectivity(record_measurement(ours), list(controls.values()),
                                                      kind="random_network")}
+            apart = [[r for r in side if r["config"]["alignment"] == spec] for side in disjoint]
+            if all(apart):  # disjoint names on both networks
+                maps[spec]["disjoint"] = {"real": record_measurement(apart[0]), "control": record_measurement(apart[1])}
         if not maps:
             continue
         controls_by_seed: dict[int, list[Measurement]] = {}
@@ -191,7 +203,8 @@ def measure_extras(group: Group, plan: ScorePlan, store: ResultStore) -> None:
     jobs: list[tuple[str, str, dict[str, Any]]] = []
     if group.source.control_algorithm:
         jobs += [("control_algorithm", s, {"probe": probe, "control_seeds": list(plan.control_seeds)}) for s in specs]
-    jobs += [("ood", s, {"probe": probe, "ood_task": group.source.ood_task}) for s in specs]
+    if group.source.disjoint_algorithm is None:
+        jobs += [("ood", s, {"probe": probe, "ood_task": group.source.ood_task}) for s in specs]
     if group.source.efficiency:
         eff = {"intervention_size": c.intervention_size, "seed": c.seed, **plan.efficiency_probe}
         jobs += [("sample_efficiency", s, {"probe": eff, "sizes": list(plan.efficiency_sizes)})
@@ -255,6 +268,10 @@ def score_rows(group: Group) -> list[dict[str, Any]]:
             row.update(control_variable=alg["variable"], selectivity_algorithm=alg["selectivity"]["estimate"],
                        selectivity_algorithm_ci_low=alg["selectivity"]["ci_low"],
                        selectivity_algorithm_ci_high=alg["selectivity"]["ci_high"])
+        if "disjoint" in m:
+            gap = Difference(m["real"].test.overall, m["disjoint"]["real"].test.overall).to_dict()
+            row.update(iia_disjoint_real=m["disjoint"]["real"].test.iia, iia_disjoint_control=m["disjoint"]["control"].test.iia,
+                       ood_gap=gap["estimate"], ood_gap_ci_low=gap["ci_low"], ood_gap_ci_high=gap["ci_high"])
         ood = group.extras.get("ood", {}).get(spec, {})
         if "gap" in ood:
             row.update(ood_iia_in=ood["in_distribution"]["overall"]["iia"],
@@ -268,18 +285,26 @@ def group_text(group: Group) -> str:
     """Markdown: the per-map table, the frontier, the sample-efficiency curve, and any fit that failed."""
     src = group.source
     header = ["map", "params", f"IIA {src.real_label}", f"IIA {src.control_label}", "selectivity vs control networks",
-              "selectivity vs control algorithm", "IIA in / out of distribution", "OOD gap (in - out)"]
+              "selectivity vs control algorithm",
+              "IIA shared / disjoint names" if src.disjoint_algorithm else "IIA in / out of distribution",
+              "OOD gap (in - out)"]
     body = []
     for spec, m in group.maps.items():
         sel = m["selectivity"].difference.to_dict()
         alg = group.extras.get("control_algorithm", {}).get(spec, {})
         ood = group.extras.get("ood", {}).get(spec, {})
+        if "disjoint" in m:  # the sweep's own disjoint-names runs: IIA on both networks, the real one's gap
+            d = m["disjoint"]
+            ood = {"in_distribution": {"overall": {"iia": m["real"].test.iia}},
+                   "out_of_distribution": {"overall": {"iia": d["real"].test.iia}},
+                   "gap": Difference(m["real"].test.overall, d["real"].test.overall).to_dict(),
+                   "control": d["control"].test.iia}
         body.append([
             spec, f"{m['real'].num_parameters:,}", f"{m['real'].test.iia:.3f}",
             f"{sel['b']['iia']:.3f} ({len(m['controls'])} seed{'s' * (len(m['controls']) > 1)})", _ci(sel),
             f"{_ci(alg['selectivity'])} ({alg['variable']})" if "selectivity" in alg else "-",
             (f"{ood['in_distribution']['overall']['iia']:.3f} / {ood['out_of_distribution']['overall']['iia']:.3f}"
-             if "gap" in ood else "-"),
+             + (f" (control {ood['control']:.3f})" if "control" in ood else "") if "gap" in ood else "-"),
             _ci(ood["gap"]) if "gap" in ood else "-",
         ])
     f = group.frontier
