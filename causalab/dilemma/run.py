@@ -18,9 +18,9 @@ into its own append-only results file (so a rerun resumes), then reported:
   task or LM targets are unavailable);
 - ``ioi_scale``: IOI on random Pythia-initialised LMs, shared vs disjoint names, rotation
   vs RevNets, with warmup and a plateau schedule (quick: a 2-layer width-64 model; full:
-  the 31m-like model on 20k distinct pairs, about an hour on one core; optional as above);
+  the 31m-like model on 20k distinct pairs, six fits of 5-11 minutes on one core; optional as above);
 - ``scores``: selectivity, out-of-distribution IIA, complexity frontier and sample
-  efficiency for ``mlp_maps`` and ``ioi_progression`` (:mod:`~causalab.dilemma.scores`).
+  efficiency for ``mlp_maps``, ``ioi_progression`` and ``ioi_scale`` (:mod:`~causalab.dilemma.scores`).
 
 :func:`run_dilemma` returns a :class:`DilemmaSummary` with the markdown table, the
 paths of the results files, figures and tables, and the wall time.
