@@ -17,7 +17,7 @@ into its own append-only results file (so a rerun resumes), then reported:
   random Pythia-like sizes (full profile only; skipped with a reason when the IOI
   task or LM targets are unavailable);
 - ``ioi_scale``: IOI on random Pythia-initialised LMs, shared vs disjoint names, rotation
-  vs RevNets, with warmup and a plateau schedule (quick: a 2-layer width-64 model; full:
+  vs RevNets, with warmup and a plateau schedule (quick: the 2-layer IOI LM trained here vs random LMs; full:
   the 31m-like model on 20k distinct pairs, six fits of 5-11 minutes on one core; optional as above);
 - ``scores``: selectivity, out-of-distribution IIA, complexity frontier and sample
   efficiency for ``mlp_maps``, ``ioi_progression`` and ``ioi_scale`` (:mod:`~causalab.dilemma.scores`).
