@@ -86,3 +86,18 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
     assert again.runs == 0 and again.recorded == 12
     assert (out / "scores" / "measurements.jsonl").read_text() == measured and again.table == summary.table
     assert "### scores" not in run_dilemma("smoke", out, workers=1, scores=False).table
+
+
+def test_committed_records_keep_their_hashes_and_belong_to_their_sweep():
+    from pathlib import Path
+
+    from causalab.experiments.config import ExperimentConfig
+
+    results = Path(__file__).resolve().parent.parent / "benchmarks" / "dilemma" / "results"
+    full, _ = load_profile("full", experiments=["mlp_seeds", "ioi_scale"])
+    for name in ("mlp_seeds", "ioi_scale"):
+        records = load_records(results / f"{name}.jsonl")
+        assert records
+        for r in records:
+            assert ExperimentConfig.from_dict(r["config"]).hash() == r["hash"]
+        assert {r["hash"] for r in records} <= {c.hash() for c in full[name]}
