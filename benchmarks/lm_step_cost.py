@@ -34,6 +34,7 @@ would count; medians over rounds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -43,10 +44,27 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPS = ("rotation", "revnet:blocks=8,hidden=64")
+
+
+@contextlib.contextmanager
+def counted_rows(phi):
+    """Count the rows ``phi`` processes (forward plus inverse) inside the block: the map's share of a step."""
+    rows = [0]
+
+    def counting(fn):
+        def wrapped(x, *a, **k):
+            rows[0] += x.reshape(-1, x.shape[-1]).shape[0]
+            return fn(x, *a, **k)
+        return wrapped
+
+    phi.forward, phi.inverse = counting(phi.forward), counting(phi.inverse)
+    try:
+        yield rows
+    finally:
+        del phi.forward, phi.inverse
 
 
 def rss_mb() -> float:
@@ -113,7 +131,7 @@ def cayley_flops(width: int) -> float:
 def block_programme(model, batch: int, live: int, prefix: float) -> tuple[list, float]:
     """Products of the upper blocks at ``live`` positions per row, forward and activation backward; attention FLOPs."""
     cfg = model.config
-    d, ffn, H = cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads
+    d, ffn = cfg.hidden_size, cfg.intermediate_size
     R = batch * live
     prods = []
     for i, o in ((d, 3 * d), (d, d), (d, ffn), (ffn, d)):
@@ -228,21 +246,9 @@ class SimpleSetup:
         V = cfg.vocab_size
         prods += [(self.batch, self.width, V), (self.batch, V, self.width)]
         phi = self.phis["after"]
-        rows = [0]
-
-        def counting(fn):
-            def wrapped(x, *a, **k):
-                rows[0] += x.reshape(-1, x.shape[-1]).shape[0]
-                return fn(x, *a, **k)
-            return wrapped
-
-        phi.forward, phi.inverse = counting(phi.forward), counting(phi.inverse)
-        try:
-            part = cl.Partition({"pattern": range(self.width // 2)}, self.width)
-            with torch.no_grad():
-                patched_logits(self.lm, self.site, phi, part, self.pairs, torch.arange(self.batch))
-        finally:
-            del phi.forward, phi.inverse
+        part = cl.Partition({"pattern": range(self.width // 2)}, self.width)
+        with counted_rows(phi) as rows, torch.no_grad():
+            patched_logits(self.lm, self.site, phi, part, self.pairs, torch.arange(self.batch))
         prods += map_programme(phi, rows[0], self.batch, self.width, self.width // 2)
         extra = attn + (cayley_flops(self.width) if spec == "rotation" else 0.0)
         return flops(prods) + extra, prods

@@ -49,6 +49,9 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lm_step_cost import counted_rows  # noqa: E402  (a sibling benchmark script)
+
 ROOT = Path(__file__).resolve().parents[1]
 PATHS = ("causalab", "pyvene", "raw")
 CASES = {
@@ -118,21 +121,9 @@ MAPS: dict[str, torch.nn.Module] = {}  # path -> its map, for counting the map's
 
 def map_rows_per_step(path: str, step) -> int:
     """Rows the path's map processes (forward plus inverse) in one step: the map's share of the work."""
-    phi = MAPS[path]
-    count = [0]
-
-    def counting(fn):
-        def wrapped(x, *a, **k):
-            count[0] += x.reshape(-1, x.shape[-1]).shape[0]
-            return fn(x, *a, **k)
-        return wrapped
-
-    phi.forward, phi.inverse = counting(phi.forward), counting(phi.inverse)
-    try:
+    with counted_rows(MAPS[path]) as rows:
         step(0)
-    finally:
-        del phi.forward, phi.inverse
-    return count[0]
+    return rows[0]
 
 
 def map_factory(spec: str, width: int, seed: int):
