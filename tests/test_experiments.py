@@ -280,6 +280,29 @@ def test_report_tables_and_figures_with_their_numbers(tmp_path):
     assert files["iia_vs_complexity"].read_bytes()[:4] == b"\x89PNG"
 
 
+def test_learning_curves_from_the_records_history(tmp_path):
+    from causalab.experiments.figures import learning_curves_figure
+
+    def history(rate):
+        return [{"epoch": 0, "train_iia": 0.5, "val_iia": 0.5, "val_loss": 1.0}] + [
+            {"epoch": e, "steps": 10 * e, "train_iia": 0.5 + rate * e, "val_iia": 0.5 + rate * e / 2, "val_loss": 1.0 / (1 + e)}
+            for e in (1, 2, 3)]
+
+    records = [{**fake_record(0.6, alignment=al, seed=s, target_seed=s), "history": history(rate)}
+               for al, rate in (("identity", 0.01), ("rotation", 0.1)) for s in (0, 1)]
+    files = learning_curves_figure(records, tmp_path / "curves")
+    assert files["curves"].read_bytes()[:4] == b"\x89PNG"
+    points = json.loads(files["curves_json"].read_text())["points"]
+    assert len(points) == 4 * 4 and [p["steps"] for p in points[:4]] == [0, 10, 20, 30]
+    # runs are told apart by what differs between them, seeds included
+    assert {p["run"] for p in points} == {f"alignment={al}, seed={s}, target_seed={s}" for al in ("identity", "rotation") for s in (0, 1)}
+    last = next(p for p in points if p["run"] == "alignment=rotation, seed=1, target_seed=1" and p["steps"] == 30)
+    assert last["val_iia"] == pytest.approx(0.65) and last["train_iia"] == pytest.approx(0.8) and last["val_loss"] == 0.25
+    # a single evaluation, or none, is no curve
+    assert learning_curves_figure([{**records[0], "history": history(0.1)[:1]}, fake_record(0.5)], tmp_path / "none") == {}
+    assert "learning_curves" in write_report(records, tmp_path / "report")
+
+
 # --- the command line --------------------------------------------------------------------
 def test_cli_sweep_resume_report_and_run_config(tmp_path, capsys):
     from causalab.cli import main

@@ -4,6 +4,8 @@
   random (vs oracle) networks, one panel per algorithm: the dilemma's picture.
 - IIA across a training progression (a config field such as
   ``target_options.samples``), one line per alignment family.
+- Learning curves: each run's train and validation IIA and validation loss against
+  its fitting steps, from the per-epoch ``history`` in its record.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from causalab.experiments.summary import flatten, summarize, write_csv
+from causalab.experiments.summary import SEED_FIELDS, flatten, summarize, varying_fields, write_csv
 
 PROGRESSION_FIELDS = ("target_options.samples", "target_options.checkpoint", "target_options.step", "checkpoint", "step")
 
@@ -112,3 +114,54 @@ def progression_figure(records: Sequence[dict[str, Any]], stem: str | os.PathLik
                         marker="o", capsize=3, label=al)
         _style(ax, alg, field, "alignment")
     return _save(plt, fig, axes, stem, rows, {"x": field, "y": "iia", "series": "alignment"})
+
+
+def _curve(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """A record's per-epoch history as points with a step count (the evaluation before fitting is step 0)."""
+    points = []
+    for entry in record.get("history") or []:
+        if "val_iia" not in entry:
+            continue
+        points.append({"steps": int(entry.get("steps", 0)), **{k: entry.get(k) for k in ("epoch", "train_iia", "val_iia", "val_loss")}})
+    return points
+
+
+def learning_curves_figure(records: Sequence[dict[str, Any]], stem: str | os.PathLike) -> dict[str, Path]:
+    """Train (dashed) and validation (solid) IIA, and validation loss, against fitting steps; one line per run.
+
+    Runs are labelled by the config fields that differ between them, seeds last.
+    Skipped unless some record's history holds at least two evaluations.
+    """
+    stem = Path(stem)
+    runs = [(r, _curve(r)) for r in records]
+    runs = [(r, c) for r, c in runs if len(c) >= 2]
+    if not runs:
+        return {}
+    flat = [flatten(r) for r, _ in runs]
+    fields = sorted((f for f in varying_fields(flat, exclude=()) if f not in ("iia", "train_iia")),
+                    key=lambda f: f in SEED_FIELDS)  # what was varied first, then the seeds
+    plt = pyplot()
+    legend_h = 0.16 * (len(runs) + 1)
+    fig, (ax_iia, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6 + legend_h))
+    rows = []
+    for (record, curve), row in zip(runs, flat):
+        label = ", ".join(f"{f.split('.')[-1]}={row.get(f)}" for f in fields) or str(record.get("hash", ""))
+        xs = [p["steps"] for p in curve]
+        line, = ax_iia.plot(xs, [p["val_iia"] for p in curve], marker=".", label=label)
+        if any(p["train_iia"] is not None for p in curve):
+            ax_iia.plot(xs, [p["train_iia"] for p in curve], ls="--", color=line.get_color())
+        if any(p["val_loss"] is not None for p in curve):
+            ax_loss.plot(xs, [p["val_loss"] for p in curve], marker=".", color=line.get_color(), label=label)
+        rows += [{"run": label, "hash": record.get("hash"), **p} for p in curve]
+    ax_iia.set_ylim(0, 1.05)
+    ax_iia.set_ylabel("IIA (validation solid, train dashed)")
+    ax_loss.set_ylabel("validation loss")
+    for ax in (ax_iia, ax_loss):
+        ax.set_xlabel("fitting steps")
+        ax.grid(alpha=0.3)
+    fig.tight_layout(rect=(0, legend_h / (3.6 + legend_h), 1, 1))
+    fig.legend(*ax_iia.get_legend_handles_labels(), loc="lower center", fontsize=7, frameon=False)
+    png = stem.with_suffix(".png")
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return {stem.name: png, **write_numbers(stem, rows, {"x": "steps", "y": ["val_iia", "train_iia", "val_loss"], "series": "run"})}

@@ -128,4 +128,5 @@ def write_report(
         files["layers"] = out / f"layers.{ext}"
     files.update(figures.complexity_figure(records, out / "iia_vs_complexity"))
     files.update(figures.progression_figure(records, out / "iia_vs_training", field=progression))
+    files.update(figures.learning_curves_figure(records, out / "learning_curves"))
     return files
