@@ -170,7 +170,7 @@ def setup(size: str, spec: str, batch: int, n_pairs: int, paths=("after", "befor
     from algorithms import ioi, ioi_models
     from causalab.intervene import interchange
     from causalab.neural.lm import SIZES, random_lm
-    from causalab.train import index_inputs, train_step
+    from causalab.train import adam, index_inputs, train_step
 
     task = ioi.ioi_pattern_task()
     lm = random_lm(len(ioi.data.VOCAB), size=size, seed=0, tokenizer=ioi_models.tokenizer())
@@ -188,7 +188,7 @@ def setup(size: str, spec: str, batch: int, n_pairs: int, paths=("after", "befor
         torch.manual_seed(0)
         phi = cl.make_alignment(spec, width)
         phis[path] = phi
-        return phi, torch.optim.Adam(phi.parameters(), lr=1e-3)
+        return phi, adam(list(phi.parameters()), lr=1e-3)  # the library's optimiser (fused Adam)
 
     if "after" in paths:
         phi_a, opt_a = fresh("after")
