@@ -19,6 +19,9 @@ into its own append-only results file (so a rerun resumes), then reported:
 - ``ioi_scale``: IOI on random Pythia-initialised LMs, shared vs disjoint names, rotation
   vs RevNets, with warmup and a plateau schedule (quick: the 2-layer IOI LM trained here vs random LMs; full:
   the 31m-like model on 20k distinct pairs, six fits of 5-11 minutes on one core; optional as above);
+- ``ioi_steps``: IOI with the paper's fitting budget (up to ~15k steps, 20k-200k distinct
+  pairs) on the random 14m- and 31m-like models and the 4-layer IOI LM trained here (full
+  profile only, nine fits of 15-40 minutes on one core; optional as above);
 - ``scores``: selectivity, out-of-distribution IIA, complexity frontier and sample
   efficiency for ``mlp_maps``, ``ioi_progression`` and ``ioi_scale`` (:mod:`~causalab.dilemma.scores`).
 
@@ -77,6 +80,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                optional=True),
     Experiment("ioi_sizes", ("layer", "target_options.size", "alignment"), optional=True),
     Experiment("ioi_scale", ("algorithm", "target_options.size", "layer", "alignment", "n_train"), optional=True),
+    Experiment("ioi_steps", ("algorithm", "target", "target_options.size", "layer", "alignment", "n_train"),
+               optional=True),
 )
 
 
