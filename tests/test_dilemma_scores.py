@@ -8,7 +8,7 @@ from causalab.measure import Measurement
 from causalab.scores import selectivity
 from causalab.train import FitResult
 
-MLP, IOI, IOI_SCALE = SOURCES
+MLP, IOI, IOI_SCALE, IOI_STEPS = SOURCES
 
 
 def record(target, alignment, iia, n, params, *, seed=0, step=None, algorithm="both_equality_relations"):
@@ -74,6 +74,16 @@ def test_ioi_scale_scores_trained_against_random_lms_with_the_disjoint_names_run
     assert "iia_disjoint_real" not in rows["revnet"]
     text = group_text(group)
     assert "IIA shared / disjoint names" in text and "0.900 / 0.600 (control 0.450)" in text
+
+
+def test_ioi_steps_scores_the_trained_lm_against_its_step_0_leaving_random_lms_out():
+    recs = [record("trained", "revnet", 0.62, 1000, 64, algorithm="ioi_pattern"),
+            record("trained", "revnet", 0.50, 1000, 64, step=0, algorithm="ioi_pattern"),
+            record("random", "revnet", 0.90, 1000, 64, algorithm="ioi_pattern")]
+    (group,) = record_groups(IOI_STEPS, recs, threshold=0.9)
+    sel = group.maps["revnet"]["selectivity"]
+    assert sel.real_score == Score(620, 1000) and sel.difference.b == Score(500, 1000)
+    assert record_groups(IOI_STEPS, [recs[0], recs[2]], threshold=0.9) == []  # no step 0: no control
 
 
 def test_missing_ioi_is_reported_not_raised(tmp_path):

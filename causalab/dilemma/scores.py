@@ -3,7 +3,8 @@
 Each scored experiment pairs a *real* network with its *controls* of the same
 architecture: ``mlp_maps`` the trained MLP with the random-init MLPs,
 ``ioi_progression`` the LM's last training step with its initialisation (step 0),
-``ioi_scale`` the IOI LM trained here with random LMs of its shape.
+``ioi_scale`` the IOI LM trained here with random LMs of its shape, ``ioi_steps`` the
+4-layer IOI LM trained here with its initialisation (step 0).
 From the sweep's records alone, per map: IIA on both, selectivity against the
 control networks (Newcombe interval from the recorded counts; controls pooled over
 seeds) and the complexity frontier (the smallest map reaching the threshold on each);
@@ -103,11 +104,20 @@ def _by_step(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[
     return ([r for r, s in zip(records, steps) if s == last], [r for r, s in zip(records, steps) if s == 0])
 
 
+def _trained_by_step(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The trained LM's final weights (no ``step``) against its initialisation (``step`` 0); random LMs left out."""
+    trained = [r for r in records if r["config"]["target"] == "trained"]
+    steps = [r["config"]["target_options"].get("step") for r in trained]
+    return [r for r, s in zip(trained, steps) if s is None], [r for r, s in zip(trained, steps) if s == 0]
+
+
 SOURCES: tuple[Source, ...] = (
     Source("mlp_maps", "trained MLP", "random MLP", _by_target),
     Source("ioi_progression", "IOI LM, last step", "IOI LM, step 0", _by_step, ood_task="ioi_pattern_disjoint",
            control_algorithm=False, efficiency=False),
     Source("ioi_scale", "trained IOI LM", "random LM", _by_target, control_algorithm=False, efficiency=False,
+           disjoint_algorithm="ioi_pattern_disjoint"),
+    Source("ioi_steps", "IOI LM trained here", "its step 0", _trained_by_step, control_algorithm=False, efficiency=False,
            disjoint_algorithm="ioi_pattern_disjoint"),
 )
 
