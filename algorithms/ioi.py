@@ -42,7 +42,8 @@ INPUTS = {k: None for k in ("name_a", "name_b", "s2", "template", "place", "obj"
 
 
 # --- algorithms ----------------------------------------------------------------------
-def pattern_algorithm(pools: data.Pools = data.ALL) -> Algorithm:
+def pattern_algorithm(pools: data.Pools = data.ALL, input_sampler=None) -> Algorithm:
+    """The ABAB/ABBA algorithm over sentences from ``pools`` (or from ``input_sampler(n, generator)``)."""
     return Algorithm.from_functions(
         INPUTS,
         {
@@ -51,7 +52,7 @@ def pattern_algorithm(pools: data.Pools = data.ALL) -> Algorithm:
         },
         domains={"pattern": (ABAB, ABBA)},
         name="ioi_pattern",
-        input_sampler=lambda n, g: data.sample_sentences(n, g, pools),
+        input_sampler=input_sampler or (lambda n, g: data.sample_sentences(n, g, pools)),
     )
 
 
@@ -183,7 +184,7 @@ def _name_label(encoder: IOIEncoder):
 
 
 def _task(name: str, make_algorithm, sets: Sequence[tuple[str, ...]], *, disjoint_names: bool = False,
-          pair_sampler=None, description: str = "") -> IOITask:
+          seen_sentences: bool = False, pair_sampler=None, description: str = "") -> IOITask:
     encoder = IOIEncoder()
     algorithm = make_algorithm()
     task = IOITask(
@@ -202,6 +203,25 @@ def _task(name: str, make_algorithm, sets: Sequence[tuple[str, ...]], *, disjoin
             return [*fit.split([sizes[0], sizes[1]]), test]
 
         task.counterfactual_splits = splits
+    if seen_sentences:
+        def splits(sizes: Sequence[int], gen: torch.Generator) -> list[CounterfactualDataset]:
+            """Test pairs are new pairings of the sentences in the training pairs (each base and source seen in fitting)."""
+            # the same draw as ioi_pattern's (so the same training pairs and map for a seed); its test cut is unused
+            train, val, _ = task.counterfactuals(sum(sizes), gen).split(list(sizes))
+            kw = dict(generator=gen, pair_sampler=pair_sampler, output=task.output)
+            pool = {k: torch.cat([train.base[k], *(src[k] for src in train.sources.values())]) for k in train.base}
+            n_pool = len(next(iter(pool.values())))
+
+            def from_pool(n: int, g: torch.Generator) -> Values:
+                if n_pool == 0:
+                    raise ConfigError(f"{name} draws its test sentences from the training pairs; n_train must be > 0")
+                idx = torch.randint(n_pool, (n,), generator=g)
+                return {k: v[idx] for k, v in pool.items()}
+
+            test = sample_counterfactuals(pattern_algorithm(input_sampler=from_pool), sizes[2], task.intervention_sets, **kw)
+            return [train, val, test]
+
+        task.counterfactual_splits = splits
     return task
 
 
@@ -215,6 +235,13 @@ def ioi_pattern_task() -> IOITask:
 def ioi_pattern_disjoint_task() -> IOITask:
     """As ``ioi_pattern``, but the test pairs use names never seen in the alignment's training pairs."""
     return _task("ioi_pattern_disjoint", pattern_algorithm, [("pattern",)], disjoint_names=True)
+
+
+@register_algorithm("ioi_pattern_seen")
+def ioi_pattern_seen_task() -> IOITask:
+    """As ``ioi_pattern``, but the test pairs re-pair sentences of the training pairs: a map that memorised
+    its fitting sentences scores here, one that reads the pattern scores on ``ioi_pattern`` too."""
+    return _task("ioi_pattern_seen", pattern_algorithm, [("pattern",)], seen_sentences=True)
 
 
 @register_algorithm("ioi_rich")

@@ -115,6 +115,28 @@ def test_disjoint_names_split():
     assert not set(tr.templates.tolist()) & set(te.templates.tolist())
 
 
+def test_seen_sentences_split_repairs_the_training_sentences():
+    task = ioi.ioi_pattern_seen_task()
+    train, val, test = task.splits([300, 50, 400], gen(0))
+    assert (len(train), len(val), len(test)) == (300, 50, 400)
+
+    def rows(values):
+        return {tuple(int(values[k][i]) for k in sorted(values)) for i in range(len(values["s2"]))}
+
+    seen = rows(train.base) | rows(train.sources["pattern"])
+    assert rows(test.base) <= seen and rows(test.sources["pattern"]) <= seen
+    # labels still follow the algorithm: the base's names ordered by the source's pattern
+    cf = test.counterfactual_outputs["output"]
+    abab = test.sources["pattern"]["s2"] == test.sources["pattern"]["name_a"]
+    assert torch.equal(cf, torch.where(abab, test.base["name_b"], test.base["name_a"]))
+    # fitting and validation pairs are ioi_pattern's for the same generator (so the same fit)
+    p_train, p_val, p_test = ioi.ioi_pattern_task().splits([300, 50, 400], gen(0))
+    for a, b in ((p_train, train), (p_val, val)):
+        assert all(torch.equal(a.base[k], b.base[k]) and torch.equal(a.sources["pattern"][k], b.sources["pattern"][k])
+                   for k in a.base)
+    assert not rows(p_test.base) <= seen  # the plain split's test sentences are new
+
+
 def test_split_and_pool_errors():
     import pytest
 
