@@ -84,6 +84,9 @@ def test_ioi_steps_scores_the_trained_lm_against_its_step_0_leaving_random_lms_o
     sel = group.maps["revnet"]["selectivity"]
     assert sel.real_score == Score(620, 1000) and sel.difference.b == Score(500, 1000)
     assert record_groups(IOI_STEPS, [recs[0], recs[2]], threshold=0.9) == []  # no step 0: no control
+    final = record("trained", "revnet", 0.62, 1000, 64, step="final", algorithm="ioi_pattern")
+    (named,) = record_groups(IOI_STEPS, [final, recs[1]], threshold=0.9)  # step "final" is the trained LM too
+    assert named.maps["revnet"]["selectivity"].real_score == Score(620, 1000)
 
 
 def test_missing_ioi_is_reported_not_raised(tmp_path):

@@ -105,10 +105,11 @@ def _by_step(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[
 
 
 def _trained_by_step(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The trained LM's final weights (no ``step``) against its initialisation (``step`` 0); random LMs left out."""
+    """The trained LM's final weights (no ``step``, or ``"final"``) against its initialisation (``step`` 0);
+    random LMs left out."""
     trained = [r for r in records if r["config"]["target"] == "trained"]
     steps = [r["config"]["target_options"].get("step") for r in trained]
-    return [r for r, s in zip(trained, steps) if s is None], [r for r, s in zip(trained, steps) if s == 0]
+    return [r for r, s in zip(trained, steps) if s in (None, "final")], [r for r, s in zip(trained, steps) if s == 0]
 
 
 SOURCES: tuple[Source, ...] = (
