@@ -113,6 +113,9 @@ def progression_figure(records: Sequence[dict[str, Any]], stem: str | os.PathLik
             ax.errorbar([r[field] for r in pts], [r["iia_mean"] for r in pts], yerr=[r["iia_std"] for r in pts],
                         marker="o", capsize=3, label=al)
         _style(ax, alg, field, "alignment")
+        ax.set_xscale("linear")  # checkpoints are evenly spaced in training progress
+        ax.relim()
+        ax.autoscale_view()
     return _save(plt, fig, axes, stem, rows, {"x": field, "y": "iia", "series": "alignment"})
 
 
