@@ -11,6 +11,7 @@ also writes the results-file record. Hidden states are cached once per dataset
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -180,6 +181,7 @@ class Measurement:
             "seconds": self.seconds,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(),
+            **({"settings": settings} if (settings := result_settings()) else {}),
             **({"map_file": self.map_file} if self.map_file is not None else {}),
         }
 
@@ -193,6 +195,17 @@ def versions() -> dict[str, str]:
     except PackageNotFoundError:  # pragma: no cover - running from a tree that was never installed
         mine = "unknown"
     return {"causalab": mine, "torch": torch.__version__, "python": platform.python_version()}
+
+
+# Environment settings that can change a run's numbers without entering its hash: the key/value
+# cache's storage dtype rounds the cached keys and values (float16, bfloat16), and its budget
+# picks between the cached and the recomputing path (the same logits to 1e-5).
+RESULT_SETTINGS = ("CAUSALAB_KV_CACHE_DTYPE", "CAUSALAB_KV_CACHE_MB")
+
+
+def result_settings() -> dict[str, str]:
+    """The :data:`RESULT_SETTINGS` set in this process's environment (a record without them ran with the defaults)."""
+    return {name: os.environ[name] for name in RESULT_SETTINGS if name in os.environ}
 
 
 def draw_pairs(task: Task, settings: MeasureSettings, seed: int | None = None) -> Pairs:

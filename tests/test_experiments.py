@@ -150,6 +150,18 @@ def test_same_config_and_seed_give_the_same_iia(tmp_path):
     assert len(list((tmp_path / "cache").iterdir())) == 1  # trained once, cached
 
 
+def test_record_names_the_environment_settings_that_can_change_its_numbers(monkeypatch):
+    cfg = ExperimentConfig(alignment="rotation", target="oracle", **{**TINY, "epochs": 1})
+    monkeypatch.delenv("CAUSALAB_KV_CACHE_DTYPE", raising=False)
+    monkeypatch.delenv("CAUSALAB_KV_CACHE_MB", raising=False)
+    plain = run_experiment(cfg).to_record()
+    assert "settings" not in plain  # the defaults
+    monkeypatch.setenv("CAUSALAB_KV_CACHE_DTYPE", "float16")
+    half = run_experiment(cfg).to_record()
+    assert half["settings"] == {"CAUSALAB_KV_CACHE_DTYPE": "float16"}
+    assert half["hash"] == plain["hash"]  # a setting, not a config field: old files keep their hashes
+
+
 # --- the results store -------------------------------------------------------------------
 def test_store_drops_a_truncated_last_line_and_repairs_it_on_append(tmp_path):
     store = ResultStore(tmp_path / "r.jsonl")
