@@ -244,6 +244,31 @@ def ioi_pattern_seen_task() -> IOITask:
     return _task("ioi_pattern_seen", pattern_algorithm, [("pattern",)], seen_sentences=True)
 
 
+def _one_pattern(pools: data.Pools = data.ALL) -> Algorithm:
+    """The pattern algorithm over ABAB sentences only (the repeated name is the first one mentioned)."""
+    def abab(n: int, g: torch.Generator) -> Values:
+        values = data.sample_sentences(n, g, pools)
+        values["s2"] = values["name_a"].clone()
+        return values
+
+    return pattern_algorithm(pools, input_sampler=abab)
+
+
+@register_algorithm("ioi_pattern_abab")
+def ioi_pattern_abab_task() -> IOITask:
+    """As ``ioi_pattern`` over ABAB sentences only: the pattern never varies, so every counterfactual is the
+    base's own answer and IIA asks only that the patched model prefer the base's indirect object over its
+    subject, which a map can meet from the base's names alone. A control for data in which one pattern
+    dominates."""
+    return _task("ioi_pattern_abab", _one_pattern, [("pattern",)])
+
+
+@register_algorithm("ioi_pattern_abab_disjoint")
+def ioi_pattern_abab_disjoint_task() -> IOITask:
+    """``ioi_pattern_abab`` with test names never seen in fitting (disjoint halves of the name pool)."""
+    return _task("ioi_pattern_abab_disjoint", _one_pattern, [("pattern",)], disjoint_names=True)
+
+
 @register_algorithm("ioi_rich")
 def ioi_rich_task(intervention_sets: Sequence[tuple[str, ...]] = (("io_position",), ("io_name",))) -> IOITask:
     """The richer IOI graph; sources reuse the base's names so counterfactuals stay within the sentence."""

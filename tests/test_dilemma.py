@@ -58,9 +58,9 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
     events = []
     summary = run_dilemma("smoke", out, workers=1, progress=lambda name, ev: events.append((name, ev.kind)))
     assert not summary.failed
-    assert summary.runs == 13 and summary.recorded == 0
+    assert summary.runs == 15 and summary.recorded == 0
     assert ("mlp_maps", "done") in events
-    for name in ("mlp_maps", "progression", "hidden_size", "ioi_scale", "ioi_steps"):
+    for name in ("mlp_maps", "progression", "hidden_size", "ioi_scale", "ioi_steps", "ioi_one_pattern"):
         records = load_records(summary.results[name])
         assert records and all(0.0 <= r["iia"] <= 1.0 for r in records)
     assert summary.figures["dilemma"].exists() and summary.figures["dilemma"].stat().st_size > 1000
@@ -83,7 +83,7 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
     assert rows[0]["selectivity_algorithm"] is not None and rows[0]["ood_gap"] is not None
     measured = (out / "scores" / "measurements.jsonl").read_text()
     again = run_dilemma("smoke", out, workers=1)  # resumes: nothing left to run or measure
-    assert again.runs == 0 and again.recorded == 13
+    assert again.runs == 0 and again.recorded == 15
     assert (out / "scores" / "measurements.jsonl").read_text() == measured and again.table == summary.table
     assert "### scores" not in run_dilemma("smoke", out, workers=1, scores=False).table
 

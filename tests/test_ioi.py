@@ -188,3 +188,20 @@ def test_random_models_take_a_larger_vocabulary():
     assert small.logits(inputs).shape[1] == len(data.VOCAB) and big.logits(inputs).shape[1] == 1000
     with pytest.raises(ConfigError, match="vocab_size must be an integer >= 214"):
         ioi_models.build_target("random", 0, size="tiny", vocab_size=100)
+
+
+def test_one_pattern_task_asks_for_the_base_answer_and_disjoint_variant_splits_names():
+    task = ioi.ioi_pattern_abab_task()
+    train, val, test = task.splits([200, 50, 100], gen(0))
+    for d in (train, val, test):
+        for values in (d.base, d.sources["pattern"]):
+            assert torch.equal(values["s2"], values["name_a"])  # ABAB only: the first-mentioned name repeats
+        # every counterfactual is the base's own answer, its indirect object (the second name)
+        assert torch.equal(d.counterfactual_outputs["output"], d.base["name_b"])
+        labels = task.labels(d)
+        assert torch.equal(labels[:, 0], data.NAME_TOKENS[d.base["name_b"]])
+        assert torch.equal(labels[:, 1], data.NAME_TOKENS[d.base["name_a"]])
+    train, val, test = ioi.ioi_pattern_abab_disjoint_task().splits([200, 50, 100], gen(0))
+    fit_names = set(torch.cat([train.base["name_a"], train.base["name_b"], val.base["name_a"]]).tolist())
+    assert torch.equal(test.base["s2"], test.base["name_a"])
+    assert not fit_names & set(torch.cat([test.base["name_a"], test.base["name_b"]]).tolist())

@@ -22,6 +22,10 @@ into its own append-only results file (so a rerun resumes), then reported:
 - ``ioi_steps``: IOI with the paper's fitting budget (up to ~15k steps, 20k-200k distinct
   pairs) on the random 14m- and 31m-like models and the 4-layer IOI LM trained here (full
   profile only, nine fits of 15-40 minutes on one core; optional as above);
+- ``ioi_one_pattern``: IOI over sentences of one pattern (every counterfactual the base's own
+  answer), shared vs disjoint names, the two-name vs the full-vocabulary loss: what a RevNet
+  learns on a random LM without reading word order (full profile only, eight fits of a few
+  minutes; optional as above);
 - ``scores``: selectivity, out-of-distribution IIA, complexity frontier and sample
   efficiency for ``mlp_maps``, ``ioi_progression`` and ``ioi_scale`` (:mod:`~causalab.dilemma.scores`).
 
@@ -82,6 +86,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("ioi_scale", ("algorithm", "target_options.size", "layer", "alignment", "n_train"), optional=True),
     Experiment("ioi_steps", ("algorithm", "target", "target_options.size", "layer", "alignment", "n_train"),
                optional=True),
+    Experiment("ioi_one_pattern", ("algorithm", "loss", "layer", "alignment", "seed"), optional=True),
 )
 
 
