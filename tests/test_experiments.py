@@ -163,6 +163,30 @@ def test_record_names_the_environment_settings_that_can_change_its_numbers(monke
 
 
 # --- the results store -------------------------------------------------------------------
+def test_a_second_sweep_on_a_results_file_in_use_stops_before_running_anything(tmp_path):
+    path = tmp_path / "r.jsonl"
+    cfg = ExperimentConfig(alignment="identity", target="oracle", **TINY)
+    held = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from causalab.experiments.store import ResultStore
+        with ResultStore({str(path)!r}).claim():
+            print("held", flush=True)
+            time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert held.stdout.readline().strip() == "held"
+        with pytest.raises(StoreError, match=f"another sweep \\(pid {held.pid}\\) is writing to .*r.jsonl"):
+            sweep_module.run_sweep([cfg], path, workers=1)
+        assert not path.exists() or ResultStore(path).records() == []  # nothing ran
+    finally:
+        held.kill()
+        held.wait()
+    summary = sweep_module.run_sweep([cfg], path, workers=1)  # the claim died with its process
+    assert len(summary.records) == 1 and len(ResultStore(path).records()) == 1
+    with ResultStore(path).claim():  # and a finished sweep has let go of it
+        pass
+
+
 def test_store_drops_a_truncated_last_line_and_repairs_it_on_append(tmp_path):
     store = ResultStore(tmp_path / "r.jsonl")
     assert store.records() == []

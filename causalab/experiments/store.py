@@ -6,10 +6,17 @@ sweeps on the same file never interleave or record a hash twice. A process kille
 mid-write leaves at most a truncated last line without its newline: loading drops
 it, and the next append cuts it off before writing. Any other unreadable line is a
 :class:`StoreError` naming its line number.
+
+A sweep also *claims* its file for as long as it runs (:meth:`ResultStore.claim`, a
+``flock`` on a hidden ``.<name>.lock`` beside it, released when the process ends, even
+by ``kill -9``): a second sweep started on the same file while the first runs would
+run the same configs again, so it stops at once with a :class:`StoreError` instead.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 from contextlib import contextmanager
@@ -77,6 +84,34 @@ class ResultStore:
 
     def __len__(self) -> int:
         return len(self.records())
+
+    # --- claiming -------------------------------------------------------------------
+    @property
+    def claim_path(self) -> Path:
+        """The lock file a running sweep holds: ``.<name>.lock`` beside the results file."""
+        return self.path.with_name(f".{self.path.name}.lock")
+
+    @contextmanager
+    def claim(self) -> Iterator[None]:
+        """Hold this results file for one sweep; raise :class:`StoreError` if another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.claim_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                raise StoreError(
+                    f"another sweep (pid {holder}) is writing to {self.path}; two at once would run the same "
+                    "configs twice. Wait for it to finish, stop it, or give this sweep its own results file"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the claim
 
     # --- writing -------------------------------------------------------------------
     @contextmanager

@@ -9,6 +9,8 @@ Library code never prints: pass ``progress`` to follow the sweep.
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import multiprocessing
 import os
@@ -314,7 +316,13 @@ def run_sweep(
     for module in plugins:
         import_plugin(module)
     maps = None if save_maps is None else str(map_folder(save_maps))  # absolute: workers agree on it
+    with store.claim() if store is not None else contextlib.nullcontext():
+        return _run_sweep(configs, store, executor, workers, address, progress, plugins, stop_on_error, ray_init,
+                          maps, start)
 
+
+def _run_sweep(configs, store, executor, workers, address, progress, plugins, stop_on_error, ray_init, maps,
+               start) -> SweepSummary:
     unique: dict[str, ExperimentConfig] = {}
     for cfg in configs:
         unique.setdefault(cfg.hash(), cfg)
