@@ -330,10 +330,13 @@ def test_learning_curves_from_the_records_history(tmp_path):
     assert files["curves"].read_bytes()[:4] == b"\x89PNG"
     points = json.loads(files["curves_json"].read_text())["points"]
     assert len(points) == 4 * 4 and [p["steps"] for p in points[:4]] == [0, 10, 20, 30]
-    # runs are told apart by what differs between them, seeds included
-    assert {p["run"] for p in points} == {f"alignment={al}, seed={s}, target_seed={s}" for al in ("identity", "rotation") for s in (0, 1)}
-    last = next(p for p in points if p["run"] == "alignment=rotation, seed=1, target_seed=1" and p["steps"] == 30)
+    # runs are told apart by what differs between them, seeds included (target_seed repeats seed here)
+    assert {p["run"] for p in points} == {f"alignment={al}, seed={s}" for al in ("identity", "rotation") for s in (0, 1)}
+    last = next(p for p in points if p["run"] == "alignment=rotation, seed=1" and p["steps"] == 30)
     assert last["val_iia"] == pytest.approx(0.65) and last["train_iia"] == pytest.approx(0.8) and last["val_loss"] == 0.25
+    apart = [{**r, "config": {**r["config"], "target_seed": 7}} if i == 0 else r for i, r in enumerate(records)]
+    runs = {p["run"] for p in json.loads(learning_curves_figure(apart, tmp_path / "apart")["apart_json"].read_text())["points"]}
+    assert "alignment=identity, seed=0, target_seed=7" in runs  # kept once it no longer repeats seed
     # a single evaluation, or none, is no curve
     assert learning_curves_figure([{**records[0], "history": history(0.1)[:1]}, fake_record(0.5)], tmp_path / "none") == {}
     assert "learning_curves" in write_report(records, tmp_path / "report")

@@ -129,10 +129,21 @@ def _curve(record: dict[str, Any]) -> list[dict[str, Any]]:
     return points
 
 
+def _distinct_columns(rows: Sequence[dict[str, Any]], fields: Sequence[str]) -> list[str]:
+    """``fields`` without those whose values repeat an earlier kept field's in every row (``target_seed`` = ``seed``)."""
+    kept: list[str] = []
+    for f in fields:
+        column = [r.get(f) for r in rows]
+        if not any(column == [r.get(g) for r in rows] for g in kept):
+            kept.append(f)
+    return kept
+
+
 def learning_curves_figure(records: Sequence[dict[str, Any]], stem: str | os.PathLike) -> dict[str, Path]:
     """Train (dashed) and validation (solid) IIA, and validation loss, against fitting steps; one line per run.
 
-    Runs are labelled by the config fields that differ between them, seeds last.
+    Runs are labelled by the config fields that differ between them, seeds last; a field that
+    always repeats another's values (``target_seed`` beside an equal ``seed``) is left out.
     Skipped unless some record's history holds at least two evaluations.
     """
     stem = Path(stem)
@@ -143,6 +154,7 @@ def learning_curves_figure(records: Sequence[dict[str, Any]], stem: str | os.Pat
     flat = [flatten(r) for r, _ in runs]
     fields = sorted((f for f in varying_fields(flat, exclude=()) if f not in ("iia", "train_iia")),
                     key=lambda f: f in SEED_FIELDS)  # what was varied first, then the seeds
+    fields = _distinct_columns(flat, fields)
     plt = pyplot()
     legend_h = 0.16 * (len(runs) + 1)
     fig, (ax_iia, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6 + legend_h))
