@@ -19,9 +19,9 @@ into its own append-only results file (so a rerun resumes), then reported:
 - ``ioi_scale``: IOI on random Pythia-initialised LMs, shared vs disjoint names, rotation
   vs RevNets, with warmup and a plateau schedule (quick: the 2-layer IOI LM trained here vs random LMs; full:
   the 31m-like model on 20k distinct pairs, six fits of 5-11 minutes on one core; optional as above);
-- ``ioi_steps``: IOI with the paper's fitting budget (up to ~15k steps, 20k-200k distinct
-  pairs) on the random 14m- and 31m-like models and the 4-layer IOI LM trained here (full
-  profile only, nine fits of 15-40 minutes on one core; optional as above);
+- ``ioi_steps``: IOI with the paper's fitting budget (up to ~15k steps, 20k-1M distinct
+  pairs) on the random 14m-, 31m- and 70m-like models and the 4-layer IOI LM trained here
+  (full profile only, seventeen fits of 7 minutes to 2 hours on one core; optional as above);
 - ``ioi_one_pattern``: IOI over sentences of one pattern (every counterfactual the base's own
   answer), shared vs disjoint names, the two-name vs the full-vocabulary loss: what a RevNet
   learns on a random LM without reading word order (full profile only, eight fits of a few
