@@ -10,7 +10,6 @@ Library code never prints: pass ``progress`` to follow the sweep.
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import multiprocessing
 import os
@@ -316,13 +315,27 @@ def run_sweep(
     for module in plugins:
         import_plugin(module)
     maps = None if save_maps is None else str(map_folder(save_maps))  # absolute: workers agree on it
-    with store.claim() if store is not None else contextlib.nullcontext():
-        return _run_sweep(configs, store, executor, workers, address, progress, plugins, stop_on_error, ray_init,
-                          maps, start)
+    with store.claim() if store is not None else contextlib.nullcontext():  # one sweep per results file at a time
+        return _run_claimed(configs, store, start, executor=executor, workers=workers, address=address,
+                            progress=progress, plugins=plugins, stop_on_error=stop_on_error, ray_init=ray_init,
+                            maps=maps)
 
 
-def _run_sweep(configs, store, executor, workers, address, progress, plugins, stop_on_error, ray_init, maps,
-               start) -> SweepSummary:
+def _run_claimed(
+    configs: Sequence[ExperimentConfig],
+    store: ResultStore | None,
+    start: float,
+    *,
+    executor: str,
+    workers: int | None,
+    address: str | None,
+    progress: Callable[[SweepEvent], None] | None,
+    plugins: Sequence[str],
+    stop_on_error: bool,
+    ray_init: dict[str, Any] | None,
+    maps: str | None,
+) -> SweepSummary:
+    """:func:`run_sweep`'s work once its results file is claimed."""
     unique: dict[str, ExperimentConfig] = {}
     for cfg in configs:
         unique.setdefault(cfg.hash(), cfg)
