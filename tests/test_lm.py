@@ -242,11 +242,21 @@ def test_key_value_cache_respects_its_budget(monkeypatch):
     assert kv["keys_0"].shape == (32, 4, int(last.max()), lm.hidden_width // 4)
     assert pairs.base_inputs["stream_1"].shape == (32, 1, lm.hidden_width)
     assert torch.equal(pairs.base_inputs["stream_start_1"], last)
+    in_parts = lm.resume_inputs(pairs.base_inputs, site, batch_size=5)  # the per-row tier in uneven parts: the same
+    assert torch.allclose(in_parts["stream_1"], pairs.base_inputs["stream_1"], atol=1e-6, rtol=0)
+    assert all(torch.allclose(in_parts["kv_1"][k], kv[k], atol=1e-6, rtol=0) for k in kv)
     stream_mb = pairs.base_inputs["input_ids"].numel() * lm.hidden_width * 4 / 2**20
     monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", str(stream_mb * 1.01))  # the whole stream fits, the row cache does not
     uncached = prepare(lm, site, task, d).base_inputs
     assert "kv_1" not in uncached and "stream_start_1" not in uncached
     assert uncached["stream_1"].shape == (*uncached["input_ids"].shape, lm.hidden_width)  # the whole stream
+    # filled in place a few rows at a time (uneven last part): the stream itself, every row
+    from causalab.neural.resume import residual_stream
+
+    in_parts = lm.resume_inputs(pairs.base_inputs, site, batch_size=5)
+    with torch.no_grad():
+        whole = residual_stream(lm.model, uncached["input_ids"], 1)
+    assert torch.allclose(in_parts["stream_1"], whole, atol=1e-6, rtol=0)
     monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", "0")  # nothing fits: the stream is recomputed each step
     bare = prepare(lm, site, task, d)
     assert not any(k.startswith(("kv_", "stream")) for k in bare.base_inputs) and "recompute_stream_1" in bare.base_inputs

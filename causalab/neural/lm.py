@@ -262,24 +262,27 @@ class LMTarget(Target):
         if n and not cache_kv and n * T * self.hidden_width * 4 / mib > budget:
             out[f"recompute_stream_{site.layer}"] = torch.ones(n, dtype=torch.bool, device=ids.device)
             return out
-        streams: list[torch.Tensor] = []
-        kvs: dict[str, torch.Tensor] = {}
+        kept: torch.Tensor | None = None  # the stream (or its windows), filled in place like the cache:
+        kvs: dict[str, torch.Tensor] = {}  # concatenating parts would hold two copies of it at the end
         with torch.no_grad():
             for i in range(0, n, batch_size):
                 stream = residual_stream(self.model, ids[i : i + batch_size], site.layer)
-                if not cache_kv:
-                    streams.append(stream)
-                    continue
-                cols = (starts[i : i + batch_size, None] + torch.arange(W, device=ids.device)).clamp(max=T - 1)
-                streams.append(stream.gather(1, cols.unsqueeze(-1).expand(*cols.shape, stream.shape[-1])))
-                if upper and S:  # filled in place: no second copy of the whole cache
-                    part = split_keys_values(prefix_keys_values(self.model, stream, site.layer, S))
-                    kvs = kvs or {k: v.new_empty((n, *v.shape[1:]), dtype=store) for k, v in part.items()}
-                    for k, v in part.items():
-                        kvs[k][i : i + batch_size] = v
-        if not streams:
+                if cache_kv:
+                    cols = (starts[i : i + batch_size, None] + torch.arange(W, device=ids.device)).clamp(max=T - 1)
+                    part_stream = stream.gather(1, cols.unsqueeze(-1).expand(*cols.shape, stream.shape[-1]))
+                    if upper and S:
+                        part = split_keys_values(prefix_keys_values(self.model, stream, site.layer, S))
+                        kvs = kvs or {k: v.new_empty((n, *v.shape[1:]), dtype=store) for k, v in part.items()}
+                        for k, v in part.items():
+                            kvs[k][i : i + batch_size] = v
+                else:
+                    part_stream = stream
+                if kept is None:
+                    kept = part_stream.new_empty((n, *part_stream.shape[1:]))
+                kept[i : i + batch_size] = part_stream
+        if kept is None:
             return out
-        out[f"stream_{site.layer}"] = torch.cat(streams)
+        out[f"stream_{site.layer}"] = kept
         if cache_kv:
             out[f"stream_start_{site.layer}"] = starts
             if kvs:
