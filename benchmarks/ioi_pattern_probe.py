@@ -8,12 +8,18 @@ predict the pattern, and scored on 5,000 other sentences. Pattern information th
 read-out finds is information no alignment map can align to.
 
     python benchmarks/ioi_pattern_probe.py --sizes 14m 31m --sentences 10000 40000 --inits transformers pythia
+
+``--out FILE.jsonl`` appends one JSON record per probe (size, init, layer, sentences, seed,
+test accuracy, seconds), as ``benchmarks/dilemma/results/ioi_pattern_probe.jsonl`` holds
+them for the IOI scaling figure (:func:`causalab.dilemma.figures.ioi_scaling_figure`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -74,6 +80,7 @@ def main(argv=None) -> int:
     p.add_argument("--inits", nargs="+", default=["transformers", "pythia"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test", type=int, default=5_000)
+    p.add_argument("--out", type=Path, help="append one JSON record per probe to this file")
     args = p.parse_args(argv)
     use_threads()
     print("| size | init | layer | sentences | probe test accuracy | seconds |")
@@ -87,7 +94,14 @@ def main(argv=None) -> int:
             x_all, y_all = hidden_and_pattern(target, max(args.sentences), args.seed, layer)
             for n in sorted(args.sentences):
                 acc = probe_accuracy(x_all[:n], y_all[:n], x_test, y_test, args.seed)
-                print(f"| {size} | {init} | {layer} | {n:,} | {acc:.3f} | {time.perf_counter() - t0:.0f} |", flush=True)
+                seconds = time.perf_counter() - t0
+                print(f"| {size} | {init} | {layer} | {n:,} | {acc:.3f} | {seconds:.0f} |", flush=True)
+                if args.out:
+                    record = {"size": size, "width": target.hidden_width, "init": init, "layer": layer, "position": "last",
+                              "sentences": n, "seed": args.seed, "n_test": args.test, "probe_test_accuracy": round(acc, 4),
+                              "seconds_cumulative": round(seconds, 1), "versions": {"torch": torch.__version__}}
+                    with args.out.open("a") as f:
+                        f.write(json.dumps(record) + "\n")
     return 0
 
 
