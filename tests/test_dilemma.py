@@ -101,3 +101,46 @@ def test_committed_records_keep_their_hashes_and_belong_to_their_sweep():
         for r in records:
             assert ExperimentConfig.from_dict(r["config"]).hash() == r["hash"]
         assert {r["hash"] for r in records} <= {c.hash() for c in full[name]}
+
+
+def _ioi_record(hash_, width, n_train, seed=0, algorithm="ioi_pattern", alignment="revnet:blocks=8,hidden=64", iia=0.5):
+    history = [{"epoch": e, "steps": 100 * e, "val_iia": 0.5 + 0.01 * e, "train_iia": 0.5} for e in range(3)]
+    return {"hash": hash_, "width": width, "iia": iia, "train_iia": 0.6, "steps": 200, "history": history,
+            "test": {"overall": {"iia": iia, "ci_low": iia - 0.01, "ci_high": iia + 0.01}},
+            "config": {"algorithm": algorithm, "target": "random", "alignment": alignment, "n_train": n_train,
+                       "seed": seed, "intervention_size": width // 2, "loss": "task"}}
+
+
+def test_ioi_scaling_figure_plots_the_shared_names_fits_beside_the_read_out(tmp_path):
+    from causalab.dilemma.figures import ioi_scaling_figure
+
+    records = [_ioi_record("a", 128, 20_000), _ioi_record("b", 128, 100_000), _ioi_record("c", 128, 100_000, seed=1),
+               _ioi_record("d", 256, 100_000, iia=0.52),
+               _ioi_record("x", 128, 100_000, algorithm="ioi_pattern_disjoint"),  # other names split: not a point
+               _ioi_record("y", 128, 100_000, alignment="rotation")]  # other map: not a point
+    probes = [{"width": 128, "sentences": n, "probe_test_accuracy": acc} for n, acc in ((40_000, 0.7), (200_000, 0.85))]
+    probes.append({"width": 256, "sentences": 200_000, "probe_test_accuracy": 0.8})
+    files = ioi_scaling_figure(records, probes, tmp_path / "scaling")
+    assert files["scaling"].stat().st_size > 0
+    points = json.loads(files["scaling_json"].read_text())["points"]
+    fits = [p for p in points if p.get("series") != "probe"]
+    assert {p["hash"] for p in fits} == {"a", "b", "c", "d"}
+    assert sorted(p["sentences"] for p in fits if p["panel"] == "(a)") == [40_000, 200_000, 200_000]  # two per pair
+    assert sorted(p["width"] for p in fits if p["panel"] == "(b)") == [128, 128, 256]  # 100k pairs only
+    read_out = {(p["panel"], p["width"], p["sentences"]): p["probe_test_accuracy"] for p in points if p.get("series") == "probe"}
+    assert read_out == {("(a)", 128, 40_000): 0.7, ("(a)", 128, 200_000): 0.85,  # panel (a): its width only
+                        ("(b)", 128, 200_000): 0.85, ("(b)", 256, 200_000): 0.8}  # panel (b): as many sentences as fitted
+    assert next(p for p in fits if p["hash"] == "d")["test_iia"] == 0.52
+    assert ioi_scaling_figure(records[4:], probes, tmp_path / "none") == {}  # nothing qualifies: no figure
+
+
+def test_ioi_scaling_script_draws_the_committed_records(tmp_path):
+    from conftest import load_benchmark
+
+    script = load_benchmark("ioi_scaling")
+    assert script.main(["--out", str(tmp_path / "fig" / "scaling")]) == 0
+    points = json.loads((tmp_path / "fig" / "scaling.json").read_text())["points"]
+    assert {p["width"] for p in points if p["panel"] == "(b)"} >= {128, 256, 512}  # the committed width axis
+    other = tmp_path / "rotation.jsonl"
+    other.write_text(json.dumps(_ioi_record("r", 128, 100_000, alignment="rotation")) + "\n")
+    assert script.main(["--records", str(other), "--out", str(tmp_path / "x")]) == 1  # no qualifying fit: said, exit 1

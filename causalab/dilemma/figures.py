@@ -165,3 +165,99 @@ def scores_figure(rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any
     plt.close(fig)
     points = [{"panel": "scores", **r} for r in rows] + [{"panel": "sample_efficiency", **c} for c in curves]
     return {stem.name: png, **write_numbers(stem, points, {"panels": ["scores", "sample_efficiency"]})}
+
+
+SCALING_MAP = "revnet:blocks=8,hidden=64"
+
+
+def _scaling_runs(records: Sequence[dict[str, Any]], alignment: str) -> list[dict[str, Any]]:
+    """The shared-names pattern fits of one map family on random LMs, at half the width, full-vocabulary loss."""
+    runs = []
+    for r in records:
+        c = r.get("config") or {}
+        width = r.get("width")
+        if (c.get("algorithm") != "ioi_pattern" or c.get("target") != "random" or c.get("alignment") != alignment
+                or c.get("loss", "task") != "task" or not width or c.get("intervention_size") != width // 2):
+            continue
+        test = (r.get("test") or {}).get("overall") or {}
+        runs.append({"width": width, "n_train": c.get("n_train"), "sentences": 2 * int(c.get("n_train") or 0),
+                     "seed": c.get("seed"), "steps": r.get("steps"), "train_iia": r.get("train_iia"), "test_iia": r.get("iia"),
+                     "ci_low": test.get("ci_low"), "ci_high": test.get("ci_high"), "hash": r.get("hash"),
+                     "curve": [(e.get("steps", 0), e["val_iia"]) for e in r.get("history") or [] if "val_iia" in e]})
+    return runs
+
+
+def ioi_scaling_figure(records: Sequence[dict[str, Any]], probes: Sequence[dict[str, Any]], stem: str | os.PathLike,
+                       alignment: str = SCALING_MAP, base_width: int = 128, base_pairs: int = 100_000) -> dict[str, Path]:
+    """Where the IOI alignment would appear: test and train IIA against distinct sentences, width and steps.
+
+    ``records`` are sweep records (``ioi_steps``); the shared-names ``ioi_pattern`` fits of
+    ``alignment`` on random LMs aligning half the width are used. ``probes`` are
+    ``benchmarks/ioi_pattern_probe.py --out`` records: the MLP read-out's held-out accuracy
+    of the pattern at the same site, plotted beside the fits. Panels: (a) at ``base_width``,
+    against the distinct sentences fitted on (two per pair) or read; (b) at
+    ``base_pairs`` fitting pairs, against the width (the read-out at the same number of
+    sentences where measured); (c) validation IIA against fitting steps, per run. One
+    marker per seed; the 95% interval of each test IIA as its error bar. Skipped (``{}``)
+    when no record qualifies.
+    """
+    stem = Path(stem)
+    runs = _scaling_runs(records, alignment)
+    if not runs:
+        return {}
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0))
+    points: list[dict[str, Any]] = []
+
+    def fits(ax, pts, x):
+        pts = sorted(pts, key=lambda p: p[x])
+        err = [[p["test_iia"] - p["ci_low"] for p in pts], [p["ci_high"] - p["test_iia"] for p in pts]] \
+            if all(p["ci_low"] is not None for p in pts) else None
+        ax.errorbar([p[x] for p in pts], [p["test_iia"] for p in pts], yerr=err, marker="o", ls="none", capsize=3,
+                    color="C0", label=f"{_short(alignment)} test IIA")
+        ax.plot([p[x] for p in pts], [p["train_iia"] for p in pts], marker="^", ls="none", color="C1",
+                label=f"{_short(alignment)} train IIA")
+        points.extend({"panel": ax.get_title()[:3], "x": x, **{k: v for k, v in p.items() if k != "curve"}} for p in pts)
+
+    def probe(ax, pts, x, label):
+        pts = sorted(pts, key=lambda p: p[x])
+        if pts:
+            ax.plot([p[x] for p in pts], [p["probe_test_accuracy"] for p in pts], marker="s", color="C2", label=label)
+            points.extend({"panel": ax.get_title()[:3], "x": x, "series": "probe", **p} for p in pts)
+
+    a, b, c = axes
+    a.set_title(f"(a) width {base_width}: distinct sentences", fontsize=9)
+    fits(a, [p for p in runs if p["width"] == base_width], "sentences")
+    probe(a, [p for p in probes if p.get("width") == base_width], "sentences", "MLP read-out of the pattern (held out)")
+    a.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    a.set_xticks(sorted({p["sentences"] for p in points if p.get("panel") == "(a)"}))
+    a.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}"))
+    a.xaxis.set_minor_formatter(NullFormatter())
+    a.set_xlabel("distinct sentences (fitting: two per pair)")
+    b.set_title(f"(b) {base_pairs:,} fitting pairs: width", fontsize=9)
+    fits(b, [p for p in runs if p["n_train"] == base_pairs], "width")
+    probe(b, [p for p in probes if p.get("sentences") == 2 * base_pairs], "width",
+          f"MLP read-out, {2 * base_pairs:,} sentences")
+    b.set_xscale("log", base=2)
+    widths = sorted({p["width"] for p in points if p.get("panel") == "(b)"})
+    b.set_xticks(widths, [str(w) for w in widths])
+    b.xaxis.set_minor_formatter(NullFormatter())
+    b.set_xlabel("model width (random Pythia-like, middle layer)")
+    c.set_title("(c) validation IIA against fitting steps", fontsize=9)
+    for p in sorted(runs, key=lambda p: (p["width"], p["n_train"], p["seed"])):
+        if len(p["curve"]) >= 2:
+            c.plot(*zip(*p["curve"]), marker=".", lw=1, label=f"width {p['width']}, {p['n_train']:,} pairs, seed {p['seed']}")
+    c.set_xlabel("fitting steps")
+    for ax in axes:
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_ylim(0.4, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    a.set_ylabel("accuracy / IIA")
+    fig.tight_layout()
+    png = stem.with_suffix(".png")
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return {stem.name: png, **write_numbers(stem, points, {"alignment": alignment, "panels": ["sentences", "width", "steps"]})}
