@@ -93,14 +93,25 @@ def test_committed_records_keep_their_hashes_and_belong_to_their_sweep():
 
     from causalab.experiments.config import ExperimentConfig
 
+    from causalab.experiments.config import read_toml
+    from causalab.experiments.grid import load_sweep
+
     results = Path(__file__).resolve().parent.parent / "benchmarks" / "dilemma" / "results"
-    full, _ = load_profile("full", experiments=["mlp_seeds", "ioi_scale"])
-    for name in ("mlp_seeds", "ioi_scale"):
-        records = load_records(results / f"{name}.jsonl")
+    sweep_of = {"one_variable_stopping": "one_variable_seeds"}  # a profile of another file, its own records
+    not_sweeps = {"ioi_pattern_probe"}  # benchmarks/ioi_pattern_probe.py --out: read-out records, no config
+    files = sorted(results.glob("*.jsonl"))
+    assert {"mlp_seeds", "ioi_scale", "ioi_steps", "progression_seeds"} <= {f.stem for f in files}
+    for path in files:
+        if path.stem in not_sweeps:
+            continue
+        sweep = configs_dir() / f"{sweep_of.get(path.stem, path.stem)}.toml"
+        assert sweep.exists(), f"{path.name} has no sweep file"
+        hashes = {c.hash() for profile in read_toml(sweep)["profiles"] for c in load_sweep(sweep, profile).configs()}
+        records = load_records(path)
         assert records
         for r in records:
-            assert ExperimentConfig.from_dict(r["config"]).hash() == r["hash"]
-        assert {r["hash"] for r in records} <= {c.hash() for c in full[name]}
+            assert ExperimentConfig.from_dict(r["config"]).hash() == r["hash"], f"{path.name}: {r['hash']}"
+        assert {r["hash"] for r in records} <= hashes, f"{path.name} holds runs no profile of {sweep.name} lists"
 
 
 def _ioi_record(hash_, width, n_train, seed=0, algorithm="ioi_pattern", alignment="revnet:blocks=8,hidden=64", iia=0.5):
