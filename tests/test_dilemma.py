@@ -143,6 +143,8 @@ def test_ioi_scaling_figure_plots_the_shared_names_fits_beside_the_read_out(tmp_
                         ("(b)", 128, 200_000): 0.85, ("(b)", 256, 200_000): 0.8}  # panel (b): as many sentences as fitted
     assert next(p for p in fits if p["hash"] == "d")["test_iia"] == 0.52
     assert ioi_scaling_figure(records[4:], probes, tmp_path / "none") == {}  # nothing qualifies: no figure
+    with pytest.raises(ConfigError, match="probe record 1 lacks probe_test_accuracy"):  # a sweep record is no probe
+        ioi_scaling_figure(records, [probes[0], {"width": 128, "sentences": 10}], tmp_path / "bad")
 
 
 def test_ioi_scaling_script_draws_the_committed_records(tmp_path):

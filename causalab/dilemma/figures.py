@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from causalab.errors import ConfigError
 from causalab.experiments.figures import pyplot, write_numbers
 from causalab.experiments.summary import flatten, summarize, write_csv
 
@@ -202,6 +203,12 @@ def ioi_scaling_figure(records: Sequence[dict[str, Any]], probes: Sequence[dict[
     when no record qualifies.
     """
     stem = Path(stem)
+    need = ("width", "sentences", "probe_test_accuracy")
+    for i, p in enumerate(probes):
+        missing = [k for k in need if not isinstance(p, dict) or k not in p]
+        if missing:
+            raise ConfigError(f"probe record {i} lacks {', '.join(missing)}: probes are benchmarks/ioi_pattern_probe.py "
+                              f"--out records, each with {', '.join(need)}")
     runs = _scaling_runs(records, alignment)
     if not runs:
         return {}
