@@ -29,6 +29,8 @@ def main(argv=None) -> int:
     p.add_argument("--probes", type=Path, default=RESULTS / "ioi_pattern_probe.jsonl")
     p.add_argument("--out", type=Path, default=Path("results/ioi_scaling"), help="file stem: .png, .csv and .json")
     args = p.parse_args(argv)
+    if not args.records.is_file():
+        p.error(f"--records {args.records}: no such results file (a sweep's .jsonl, e.g. {RESULTS / 'ioi_steps.jsonl'})")
     probes = read_jsonl(args.probes) if args.probes.exists() else []
     args.out.parent.mkdir(parents=True, exist_ok=True)
     files = ioi_scaling_figure(read_jsonl(args.records), probes, args.out)

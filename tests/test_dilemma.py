@@ -157,3 +157,5 @@ def test_ioi_scaling_script_draws_the_committed_records(tmp_path):
     other = tmp_path / "rotation.jsonl"
     other.write_text(json.dumps(_ioi_record("r", 128, 100_000, alignment="rotation")) + "\n")
     assert script.main(["--records", str(other), "--out", str(tmp_path / "x")]) == 1  # no qualifying fit: said, exit 1
+    with pytest.raises(SystemExit):  # a missing results file: a usage error naming it
+        script.main(["--records", str(tmp_path / "missing.jsonl")])
