@@ -171,14 +171,15 @@ def scores_figure(rows: Sequence[dict[str, Any]], curves: Sequence[dict[str, Any
 SCALING_MAP = "revnet:blocks=8,hidden=64"
 
 
-def _scaling_runs(records: Sequence[dict[str, Any]], alignment: str) -> list[dict[str, Any]]:
-    """The shared-names pattern fits of one map family on random LMs, at half the width, full-vocabulary loss."""
+def _scaling_runs(records: Sequence[dict[str, Any]], alignment: str, init: str) -> list[dict[str, Any]]:
+    """The shared-names pattern fits of one map family on random LMs of one init, at half the width, full-vocabulary loss."""
     runs = []
     for r in records:
         c = r.get("config") or {}
         width = r.get("width")
         if (c.get("algorithm") != "ioi_pattern" or c.get("target") != "random" or c.get("alignment") != alignment
-                or c.get("loss", "task") != "task" or not width or c.get("intervention_size") != width // 2):
+                or c.get("loss", "task") != "task" or not width or c.get("intervention_size") != width // 2
+                or (c.get("target_options") or {}).get("init", init) != init):
             continue
         test = (r.get("test") or {}).get("overall") or {}
         runs.append({"width": width, "n_train": c.get("n_train"), "sentences": 2 * int(c.get("n_train") or 0),
@@ -189,11 +190,13 @@ def _scaling_runs(records: Sequence[dict[str, Any]], alignment: str) -> list[dic
 
 
 def ioi_scaling_figure(records: Sequence[dict[str, Any]], probes: Sequence[dict[str, Any]], stem: str | os.PathLike,
-                       alignment: str = SCALING_MAP, base_width: int = 128, base_pairs: int = 100_000) -> dict[str, Path]:
+                       alignment: str = SCALING_MAP, base_width: int = 128, base_pairs: int = 100_000,
+                       init: str = "pythia") -> dict[str, Path]:
     """Where the IOI alignment would appear: test and train IIA against distinct sentences, width and steps.
 
     ``records`` are sweep records (``ioi_steps``); the shared-names ``ioi_pattern`` fits of
-    ``alignment`` on random LMs aligning half the width are used. ``probes`` are
+    ``alignment`` on random LMs of initialisation ``init`` (that of the read-out's models)
+    aligning half the width are used. ``probes`` are
     ``benchmarks/ioi_pattern_probe.py --out`` records: the MLP read-out's held-out accuracy
     of the pattern at the same site, plotted beside the fits. Panels: (a) at ``base_width``,
     against the distinct sentences fitted on (two per pair) or read; (b) at
@@ -209,7 +212,7 @@ def ioi_scaling_figure(records: Sequence[dict[str, Any]], probes: Sequence[dict[
         if missing:
             raise ConfigError(f"probe record {i} lacks {', '.join(missing)}: probes are benchmarks/ioi_pattern_probe.py "
                               f"--out records, each with {', '.join(need)}")
-    runs = _scaling_runs(records, alignment)
+    runs = _scaling_runs(records, alignment, init)
     if not runs:
         return {}
     plt = pyplot()
