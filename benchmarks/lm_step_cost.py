@@ -193,6 +193,19 @@ def setup(size: str, spec: str, batch: int, n_pairs: int, paths=("after", "befor
     if "after" in paths:
         phi_a, opt_a = fresh("after")
         steps["after"] = lambda idx: train_step(lm, site, phi_a, part, task, pairs, idx, opt_a)
+    if "compiled" in paths:  # the fit loop's step with CAUSALAB_COMPILE=1, interleaved with the eager one
+        import os
+
+        phi_c, opt_c = fresh("compiled")
+
+        def compiled(idx):
+            os.environ["CAUSALAB_COMPILE"] = "1"
+            try:
+                return train_step(lm, site, phi_c, part, task, pairs, idx, opt_c)
+            finally:
+                os.environ.pop("CAUSALAB_COMPILE")
+
+        steps["compiled"] = compiled
     if "before" in paths:
         from torch.nn.utils import parametrize
 
@@ -304,6 +317,8 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=5, help="interleaved rounds (medians reported)")
     p.add_argument("--steps", type=int, default=5, help="steps per path per round")
     p.add_argument("--no-before", action="store_true", help="time only the current path")
+    p.add_argument("--compile", action="store_true", help="also time the current path with CAUSALAB_COMPILE=1 "
+                   "(torch.compile of the resumed blocks), interleaved with the others")
     p.add_argument("--kv-cache-mb", help="CAUSALAB_KV_CACHE_MB for the runs (0: nothing cached, the stream is "
                    "recomputed each step)")
     p.add_argument("--kv-cache-dtype", help="CAUSALAB_KV_CACHE_DTYPE for the runs (float32, float16, bfloat16)")
@@ -321,9 +336,12 @@ def main(argv=None) -> int:
         print(json.dumps(job(**payload)))
         return 0
     paths = ["after"] if args.no_before else ["after", "before"]
+    if args.compile:
+        paths.append("compiled")
     print("| size | map | before ms | after ms | speed-up | FLOP estimate (GFLOP) | matmul rate at the step's shapes "
-          "(GFLOP/s) | estimate ms | after / estimate | before / estimate | peak RSS MB (after) | cached bytes per pair |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "(GFLOP/s) | estimate ms | after / estimate | before / estimate | peak RSS MB (after) | cached bytes per pair |"
+          + (" compiled ms | compiled / estimate |" if args.compile else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if args.compile else ""))
     for size in args.sizes:
         for spec in args.maps:
             print(f"[{size} {spec}] ...", file=sys.stderr, flush=True)
@@ -342,7 +360,8 @@ def main(argv=None) -> int:
             bratio = f"{ratio['before']:.2f}" if "before" in ratio else "-"
             print(f"| {size} | {spec} | {before} | {med['after']:.1f} | {speedup} | {r['flops'] / 1e9:.2f} | {rate / 1e9:.0f} "
                   f"| {est:.1f} | {ratio['after']:.2f} | {bratio} | {m.get('peak_mb', float('nan')):.0f} "
-                  f"| {r['bytes_per_pair'] / 1e3:.1f} KB |", flush=True)
+                  f"| {r['bytes_per_pair'] / 1e3:.1f} KB |"
+                  + (f" {med['compiled']:.1f} | {ratio['compiled']:.2f} |" if "compiled" in med else ""), flush=True)
     print(f"\nbatch {args.batch}, {args.pairs} prepared IOI pairs, {args.reps} interleaved rounds x {args.steps} steps "
           f"per path (medians; ratios per round against that round's matmul rate); torch {torch.__version__}, 1 thread.")
     return 0

@@ -199,8 +199,9 @@ def versions() -> dict[str, str]:
 
 # Environment settings that can change a run's numbers without entering its hash: the key/value
 # cache's storage dtype rounds the cached keys and values (float16, bfloat16), and its budget
-# picks between the cached and the recomputing path (the same logits to 1e-5).
-RESULT_SETTINGS = ("CAUSALAB_KV_CACHE_DTYPE", "CAUSALAB_KV_CACHE_MB")
+# picks between the cached and the recomputing path (the same logits to 1e-5), and compiling the
+# resumed blocks (CAUSALAB_COMPILE) reorders their float arithmetic.
+RESULT_SETTINGS = ("CAUSALAB_KV_CACHE_DTYPE", "CAUSALAB_KV_CACHE_MB", "CAUSALAB_COMPILE")
 
 
 def result_settings() -> dict[str, str]:

@@ -24,3 +24,14 @@ def test_before_and_after_compute_the_same_loss_and_the_estimate_counts_the_step
     assert total > lower
     assert s.cached_bytes_per_pair() > 4 * d * 3  # at least the window and the two hidden states
     assert cost.Programme(prods[:2]).seconds(1) > 0
+
+
+def test_the_compiled_path_computes_the_eager_step(cost):
+    s = cost.setup("tiny", "rotation", 16, 48, ["after", "compiled"])
+    idx = torch.arange(16)
+    losses = {path: float(step(idx)) for path, step in s.steps.items()}
+    assert losses["compiled"] == pytest.approx(losses["after"], abs=1e-5)
+    # the maps started equal and took the same step
+    after, compiled = (dict(s.phis[p].named_parameters()) for p in ("after", "compiled"))
+    for name, value in after.items():
+        assert torch.allclose(value, compiled[name], atol=1e-6), name

@@ -283,6 +283,67 @@ def test_left_padding_and_mixed_reads_match_in_gradients_with_and_without_hand_w
                 assert torch.allclose(grad, ref[1], atol=1e-5, rtol=0), (layer, fused, prefix is None)
 
 
+@pytest.mark.parametrize("kind", ["gpt_neox", "gpt2"])
+def test_compiled_resume_gives_the_same_logits_and_gradients(kind, monkeypatch):
+    """CAUSALAB_COMPILE=1 (torch.compile of the resumed blocks): per-row windows with mixed read positions and
+    cached prefixes, and the whole stream with left padding, against the eager blocks and the hooked forward."""
+    model = tiny_lm(kind)
+    g = torch.Generator().manual_seed(10)
+    n, layer = 6, 1
+    ids = torch.randint(0, VOCAB, (n, SEQ), generator=g)
+    read = torch.tensor([6, 3, 5, 2, 6, 4])
+    ids[torch.arange(SEQ)[None, :] > read[:, None]] = 0
+    weights = torch.randn(n, VOCAB, generator=g)
+    stream, window, kv = row_windows(model, ids, layer, read, 1)
+    pids, mask = tokens(5, g, {0: 2, 3: 1})
+    pstream = residual_stream(model, pids, layer, attention_mask=mask)
+    pread, patched = torch.tensor([6, 4, 6, 5, 3]), torch.tensor([3, 4, 2, 5, 1])
+    pweights = torch.randn(5, VOCAB, generator=g)
+    cases = {
+        "last-token windows": (lambda h: resume_window(model, layer, window, read, read, h, read, split_keys_values(kv)),
+                               torch.randn(n, WIDTH, generator=g), weights,
+                               lambda h: hooked_logits(model, layer, ids, read, h, read_positions=read)),
+        "left-padded stream": (lambda h: resume_logits(model, layer, pstream, patched, h, attention_mask=mask,
+                                                       read_positions=pread),
+                               torch.randn(5, WIDTH, generator=g), pweights,
+                               lambda h: hooked_logits(model, layer, pids, patched, h, attention_mask=mask,
+                                                       read_positions=pread)),
+    }
+    for name, (fn, h0, w, hooked) in cases.items():
+        monkeypatch.delenv("CAUSALAB_COMPILE", raising=False)
+        eager = logits_and_grad(fn, h0, w)
+        ref = logits_and_grad(hooked, h0, w)
+        monkeypatch.setenv("CAUSALAB_COMPILE", "1")
+        compiled = logits_and_grad(fn, h0, w)
+        for got, want in ((compiled, eager), (compiled, ref)):
+            assert torch.allclose(got[0], want[0], atol=1e-5, rtol=0), (name, (got[0] - want[0]).abs().max())
+            assert torch.allclose(got[1], want[1], atol=1e-5, rtol=0), (name, (got[1] - want[1]).abs().max())
+
+
+def test_compile_setting_is_checked_and_a_failed_compilation_is_named(monkeypatch):
+    import causalab.neural.resume as resume
+    from causalab.errors import ConfigError
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    model = tiny_lm("gpt_neox")
+    ids = torch.randint(0, VOCAB, (2, SEQ), generator=torch.Generator().manual_seed(11))
+    stream = residual_stream(model, ids, 1)
+    h = torch.zeros(2, WIDTH)
+    monkeypatch.setenv("CAUSALAB_COMPILE", "yes")
+    with pytest.raises(ConfigError, match=r"CAUSALAB_COMPILE must be 0 .* or 1 .*'yes'"):
+        resume_logits(model, 1, stream, SEQ - 1, h)
+
+    def broken(*args):
+        raise BackendCompilerFailed(lambda *a: None, RuntimeError("no C++ compiler found"), None)
+
+    monkeypatch.setenv("CAUSALAB_COMPILE", "1")
+    monkeypatch.setattr(resume, "_compiled_resume", broken)
+    with pytest.raises(ConfigError, match=r"could not compile the resumed blocks .*Unset CAUSALAB_COMPILE"):
+        resume_logits(model, 1, stream, SEQ - 1, h)
+    monkeypatch.setenv("CAUSALAB_COMPILE", "0")  # eager again: the same call works
+    assert resume_logits(model, 1, stream, SEQ - 1, h).shape == (2, VOCAB)
+
+
 def test_window_errors_name_what_is_wrong():
     model = tiny_lm("gpt_neox")
     ids = torch.randint(0, VOCAB, (3, SEQ), generator=torch.Generator().manual_seed(9))

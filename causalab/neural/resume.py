@@ -18,6 +18,13 @@ Savings over a full forward pass, all exact:
   the cached keys, without the Hugging Face attention's per-call overhead;
 * the unembedding runs on the read position only, not on every position.
 
+``CAUSALAB_COMPILE=1`` runs that last part (the hand-written blocks above the site, the
+final norm and the unembedding) through ``torch.compile``: its elementwise work (norms,
+rotary, GELU, attention against the cached keys, forward and backward) becomes fused
+loops instead of one pass over memory per operation. The same logits and gradients to
+float32 rounding; it needs a C++ compiler, and each new shape costs a compilation
+(10-20 s at the first step, cached on disk for later processes). Off by default.
+
 Other architectures use :func:`hooked_logits`, a full forward pass with a forward
 hook that patches the block's output: slower, but needs nothing but the blocks.
 
@@ -27,12 +34,13 @@ residual stream after block ``L`` (1-based); ``layer=0`` is the embedding output
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from causalab.errors import ArchitectureError, SiteError
+from causalab.errors import ArchitectureError, ConfigError, SiteError
 from causalab.neural.architectures import (  # noqa: F401  (re-exported: the adapters' public names)
     ARCHITECTURES,
     Architecture,
@@ -275,6 +283,45 @@ def _resume(model: nn.Module, arch: Architecture, upper: Any, x: torch.Tensor, p
     return model.get_output_embeddings()(arch.final_norm(model)(x))
 
 
+COMPILE_ENV = "CAUSALAB_COMPILE"
+_compiled_resume: Any = None
+
+
+def compile_enabled() -> bool:
+    """Whether the resumed blocks run through ``torch.compile`` (``CAUSALAB_COMPILE``: ``0``, the default, or ``1``)."""
+    raw = os.environ.get(COMPILE_ENV, "0").strip()
+    if raw not in ("0", "1", ""):
+        raise ConfigError(f"{COMPILE_ENV} must be 0 (run the resumed blocks eagerly) or 1 (torch.compile them), got {raw!r}")
+    return raw == "1"
+
+
+def _run_resume(*args: Any) -> torch.Tensor:
+    """:func:`_resume`, compiled when :func:`compile_enabled` (and it is the hand-written ``fused`` path)."""
+    if not (args[-1] and compile_enabled()):
+        return _resume(*args)
+    global _compiled_resume
+    if _compiled_resume is None:
+        _compiled_resume = torch.compile(_resume)
+    try:
+        return _compiled_resume(*args)
+    except Exception as exc:
+        from torch._dynamo.exc import TorchDynamoException
+
+        failures: tuple[type[BaseException], ...] = (TorchDynamoException,)
+        try:
+            from torch._inductor.exc import InductorError
+
+            failures += (InductorError,)
+        except ImportError:  # pragma: no cover - older torch
+            pass
+        if not isinstance(exc, failures):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ConfigError(f"{COMPILE_ENV}=1: torch.compile could not compile the resumed blocks "
+                          f"({type(exc).__name__}: {first[:300]}); it needs a working C++ compiler. "
+                          f"Unset {COMPILE_ENV} (or set it to 0) to run them eagerly") from None
+
+
 def _check_h(h: torch.Tensor, B: int, d: int) -> None:
     if h.shape != (B, d):
         raise SiteError(f"patched vectors must have shape {(B, d)} to match the residual stream, got {tuple(h.shape)}")
@@ -333,7 +380,7 @@ def resume_logits(
     real = None if attention_mask is None else attention_mask.bool()
     mask = _window_mask(starts, L, S, None if real is None else real[:, :S],
                         None if real is None else real.gather(1, cols), hidden.dtype)
-    return _resume(model, arch, upper, x, positions - starts, read - starts, h, past, mask, context, fused)
+    return _run_resume(model, arch, upper, x, positions - starts, read - starts, h, past, mask, context, fused)
 
 
 def resume_window(
@@ -382,7 +429,7 @@ def resume_window(
     context = arch.positions(model, x, starts[:, None] + torch.arange(L, device=window.device)[None, :])
     mask = _window_mask(starts, L, S, None, None, window.dtype)
     past = _split_prefix(model, prefix_kv, len(upper), S, window)
-    return _resume(model, arch, upper, x, positions - starts, read - starts, h, past, mask, context, fused)
+    return _run_resume(model, arch, upper, x, positions - starts, read - starts, h, past, mask, context, fused)
 
 
 def hooked_logits(
