@@ -22,6 +22,7 @@ other logit); ``task.loss`` is full-vocabulary cross-entropy on the expected nam
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 
 from algorithms import ioi_data as data
 from algorithms import ioi_models as models
+from algorithms import ioi_regime
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.counterfactual import CounterfactualDataset, sample_counterfactuals
 from causalab.causal.task import Task
@@ -92,7 +94,8 @@ class IOIEncoder:
     ``pos_s2`` and ``pos_io``. ``name_tokens[i]`` is name ``i``'s token id.
     """
 
-    def __init__(self, tokenizer: Any = None) -> None:
+    def __init__(self, tokenizer: Any = None, templates: data.TemplateSet | None = None) -> None:
+        self.templates = templates or data.TEMPLATE_SETS["causalab"]
         self.use_tokenizer(tokenizer)
 
     def use_tokenizer(self, tokenizer: Any) -> None:
@@ -112,7 +115,7 @@ class IOIEncoder:
 
     def encode(self, values: Values) -> dict[str, torch.Tensor]:
         if self.tokenizer is None:
-            return data.token_ids(values)
+            return data.token_ids(values, self.templates)
         return self._encode_text(values)
 
     def _encode_text(self, values: Values) -> dict[str, torch.Tensor]:
@@ -120,7 +123,7 @@ class IOIEncoder:
         tok.padding_side = "right"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        texts = data.render(values)
+        texts = data.render(values, templates=self.templates)
         enc = tok(texts, padding=True, return_tensors="pt", return_offsets_mapping=True, add_special_tokens=False)
         starts = enc["offset_mapping"][..., 0]
         out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
@@ -163,9 +166,10 @@ class IOITask(Task):
     """
 
     encoder: IOIEncoder = field(default_factory=IOIEncoder)
+    regime: Any = None  # the data regime (algorithms.ioi_regime.Regime) of a task made with regime options
 
     def for_target(self, target: Any) -> "IOITask":
-        encoder = IOIEncoder(getattr(target, "tokenizer", None))
+        encoder = IOIEncoder(getattr(target, "tokenizer", None), self.encoder.templates)
         if encoder.tokenizer is None and self.encoder.tokenizer is None:
             return self
         return dataclasses.replace(self, encoder=encoder, encode=encoder.encode, label=_name_label(encoder))
@@ -226,9 +230,79 @@ def _task(name: str, make_algorithm, sets: Sequence[tuple[str, ...]], *, disjoin
 
 
 @register_algorithm("ioi_pattern")
-def ioi_pattern_task() -> IOITask:
-    """ABAB/ABBA pattern; sources are independent sentences (other names, template, pattern)."""
-    return _task("ioi_pattern", pattern_algorithm, [("pattern",)])
+def ioi_pattern_task(roles: str = "random", names: int = 0, templates: str = "causalab", split: str = "fresh",
+                     pool: int = 0, hold_out: bool = False, name_seed: int = 0) -> IOITask:
+    """ABAB/ABBA pattern; sources are independent sentences (other names, template, pattern).
+
+    The options set the data regime (:mod:`algorithms.ioi_regime`; the defaults are today's fresh
+    draws with any name in either role): ``roles`` ``random`` or ``fixed`` (indirect objects and
+    subjects from two disjoint name sets, as the non-linear representation dilemma's data);
+    ``names`` how many names are in play (0: all 111; fixed roles split them in halves: 100 is the
+    paper's 50 + 50); ``templates`` ``causalab`` or ``ioi_paper`` (the IOI paper's 15, under both
+    patterns); ``split`` ``fresh`` (new sentences per split), ``pool`` (``pool`` distinct sentences,
+    0 = twice the fitting pairs, cut 80/10/10 by sentence) or ``names`` (names cut 60/20/20 into
+    fitting, validation and test names); ``hold_out`` keeps a quarter of places, objects and
+    templates out of every split for the controls; ``name_seed`` picks which names.
+    """
+    if (roles, names, templates, split, pool, hold_out, name_seed) == ("random", 0, "causalab", "fresh", 0, False, 0):
+        return _task("ioi_pattern", pattern_algorithm, [("pattern",)])
+    return regime_task(ioi_regime.Regime(roles, names, templates, split, pool, hold_out, name_seed))
+
+
+def regime_task(regime: "ioi_regime.Regime") -> IOITask:
+    """The ``ioi_pattern`` task under a data regime (see :func:`ioi_pattern_task`)."""
+    ts = regime.template_set
+    sides = regime.sides()
+    task = _task("ioi_pattern", lambda: pattern_algorithm(input_sampler=sides[0].sample), [("pattern",)])
+    task.encoder = IOIEncoder(None, ts)
+    task.encode, task.label = task.encoder.encode, _name_label(task.encoder)
+    task.regime = regime
+    task.description = f"ABAB/ABBA pattern; {regime.describe()}"
+
+    def splits(sizes: Sequence[int], gen: torch.Generator) -> list[CounterfactualDataset]:
+        """Pairs drawn within each split's sentences (see :func:`algorithms.ioi_regime.split_samplers`)."""
+        samplers = ioi_regime.split_samplers(regime, sizes, gen)
+        return [sample_counterfactuals(pattern_algorithm(input_sampler=s), n, task.intervention_sets, generator=gen,
+                                       output=task.output) for s, n in zip(samplers, sizes)]
+
+    task.counterfactual_splits = splits
+    if ts.vocab != data.VOCAB:
+        task.build_target = _with_vocabulary(ts)
+    return task
+
+
+def _with_vocabulary(ts: data.TemplateSet):
+    """The family's target builder for templates with words beyond :data:`ioi_data.VOCAB`: random models
+    get an embedding row per word; a trained IOI model never saw those words, so it is refused."""
+    @functools.wraps(models.build_target)
+    def build(kind: str, seed: int, **options: Any):
+        if kind == "random":
+            options.setdefault("vocab_size", len(ts.vocab))
+            if isinstance(options["vocab_size"], int) and options["vocab_size"] < len(ts.vocab):
+                raise ConfigError(f"target_options.vocab_size must be >= {len(ts.vocab)} for the {ts.name} templates, "
+                                  f"got {options['vocab_size']}")
+        elif kind == "trained":
+            raise ConfigError(f"the {ts.name} templates use words the IOI model trained here never saw "
+                              f"({', '.join(ts.vocab[len(data.VOCAB):])}); use target 'random' or templates 'causalab'")
+        return models.build_target(kind, seed, **options)
+
+    return build
+
+
+def control_pairs(task: IOITask, kind: str, n: int, gen: torch.Generator) -> CounterfactualDataset:
+    """Test pairs of one control (:data:`algorithms.ioi_regime.CONTROLS`) for a regime task's fitted map:
+    ``same_pattern`` / ``different_pattern`` keep the held-out pairs whose base and source share (or do not
+    share) the pattern; ``swapped_roles`` lets the fitting IO names be subjects and vice versa; ``unseen_names``,
+    ``unseen_fillers`` (places, objects) and ``unseen_templates`` use what fitting never saw."""
+    regime = getattr(task, "regime", None) or ioi_regime.Regime()
+    draw = ioi_regime.control_sampler(regime, kind)
+    algorithm = pattern_algorithm(input_sampler=draw)
+    if kind not in ("same_pattern", "different_pattern"):
+        return sample_counterfactuals(algorithm, n, task.intervention_sets, generator=gen, output=task.output)
+    pairs = sample_counterfactuals(algorithm, 4 * n + 64, task.intervention_sets, generator=gen, output=task.output)
+    same = (pairs.base["s2"] == pairs.base["name_a"]) == (pairs.sources["pattern"]["s2"] == pairs.sources["pattern"]["name_a"])
+    rows = torch.nonzero(same if kind == "same_pattern" else ~same).flatten()[:n]
+    return pairs.subset(rows)
 
 
 @register_algorithm("ioi_pattern_disjoint")

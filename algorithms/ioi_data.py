@@ -58,27 +58,52 @@ TEMPLATES = (
     "Once {A} and {B} left the {P} , {S} mailed a {O} to",
 )
 
+# The IOI paper's templates (Wang et al. 2023), as the non-linear representation dilemma's IOI data use
+# them: each text serves both patterns ({A} and {B} are the first and second mention, {S} the repeated
+# name), written with the punctuation as separate words.
+PAPER_TEMPLATES = (
+    "Then , {A} and {B} went to the {P} . {S} gave a {O} to",
+    "Then , {A} and {B} had a lot of fun at the {P} . {S} gave a {O} to",
+    "Then , {A} and {B} were working at the {P} . {S} decided to give a {O} to",
+    "Then , {A} and {B} were thinking about going to the {P} . {S} wanted to give a {O} to",
+    "Then , {A} and {B} had a long argument , and afterwards {S} said to",
+    "After {A} and {B} went to the {P} , {S} gave a {O} to",
+    "When {A} and {B} got a {O} at the {P} , {S} decided to give it to",
+    "When {A} and {B} got a {O} at the {P} , {S} decided to give the {O} to",
+    "While {A} and {B} were working at the {P} , {S} gave a {O} to",
+    "While {A} and {B} were commuting to the {P} , {S} gave a {O} to",
+    "After the lunch , {A} and {B} went to the {P} . {S} gave a {O} to",
+    "Afterwards , {A} and {B} went to the {P} . {S} gave a {O} to",
+    "Then , {A} and {B} had a long argument . Afterwards {S} said to",
+    "The {P} {A} and {B} went to had a {O} . {S} gave it to",
+    "Friends {A} and {B} found a {O} at the {P} . {S} gave it to",
+)
+
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<eos>")
 PAD, UNK, EOS = 0, 1, 2
 _SLOTS = {"{A}": -1, "{B}": -2, "{S}": -3, "{P}": -4, "{O}": -5}
 
 
-def _words() -> list[str]:
+def _words(templates: tuple[str, ...] = TEMPLATES) -> list[str]:
     words = set(NAMES) | set(PLACES) | set(OBJECTS)
-    for t in TEMPLATES:
+    for t in templates:
         words |= {w for w in t.split() if w not in _SLOTS}
     return sorted(words)
 
 
 VOCAB: tuple[str, ...] = SPECIAL_TOKENS + tuple(_words())
+# the word-level vocabulary with the IOI paper's templates too: VOCAB, then their new words (every
+# id of VOCAB keeps its meaning, so names and the causalab templates encode alike under both)
+PAPER_VOCAB: tuple[str, ...] = VOCAB + tuple(w for w in _words(PAPER_TEMPLATES) if w not in set(VOCAB))
 TOKEN_ID = {w: i for i, w in enumerate(VOCAB)}
+_ANY_TOKEN_ID = {w: i for i, w in enumerate(PAPER_VOCAB)}  # VOCAB's ids are its prefix
 NAME_TOKENS = torch.tensor([TOKEN_ID[n] for n in NAMES])
 PLACE_TOKENS = torch.tensor([TOKEN_ID[p] for p in PLACES])
 OBJECT_TOKENS = torch.tensor([TOKEN_ID[o] for o in OBJECTS])
 
 
-def _template_table() -> tuple[torch.Tensor, torch.Tensor]:
-    rows = [[_SLOTS.get(w, TOKEN_ID.get(w)) for w in t.split()] for t in TEMPLATES]
+def _template_table(templates: tuple[str, ...] = TEMPLATES) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = [[_SLOTS.get(w, _ANY_TOKEN_ID.get(w)) for w in t.split()] for t in templates]
     length = torch.tensor([len(r) for r in rows])
     table = torch.full((len(rows), int(length.max())), PAD)
     for i, r in enumerate(rows):
@@ -90,11 +115,38 @@ TEMPLATE_TABLE, TEMPLATE_LENGTH = _template_table()
 MAX_LENGTH = TEMPLATE_TABLE.shape[1]
 
 
-def _slot_position(code: int) -> torch.Tensor:
-    return (TEMPLATE_TABLE == code).int().argmax(dim=1)
+def _slot_position(code: int, table: torch.Tensor = TEMPLATE_TABLE) -> torch.Tensor:
+    return (table == code).int().argmax(dim=1)
 
 
 POS_A, POS_B, POS_S2 = _slot_position(-1), _slot_position(-2), _slot_position(-3)
+
+
+@dataclass(frozen=True)
+class TemplateSet:
+    """A set of templates as token-id rows: ``table`` (slots as negative codes), ``length``, slot positions,
+    and the word-level vocabulary its words come from."""
+
+    name: str
+    texts: tuple[str, ...]
+    vocab: tuple[str, ...]
+    table: torch.Tensor
+    length: torch.Tensor
+    pos_a: torch.Tensor
+    pos_b: torch.Tensor
+    pos_s2: torch.Tensor
+
+    @classmethod
+    def of(cls, name: str, texts: tuple[str, ...], vocab: tuple[str, ...]) -> "TemplateSet":
+        table, length = _template_table(texts)
+        pos = [_slot_position(c, table) for c in (-1, -2, -3)]
+        return cls(name, texts, vocab, table, length, *pos)
+
+
+TEMPLATE_SETS = {
+    "causalab": TemplateSet.of("causalab", TEMPLATES, VOCAB),
+    "ioi_paper": TemplateSet.of("ioi_paper", PAPER_TEMPLATES, PAPER_VOCAB),
+}
 
 
 @dataclass(frozen=True)
@@ -158,15 +210,16 @@ def sample_sentences(n: int, g: torch.Generator, pools: Pools = ALL) -> dict[str
     }
 
 
-def token_ids(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def token_ids(values: dict[str, torch.Tensor], templates: TemplateSet | None = None) -> dict[str, torch.Tensor]:
     """Word-level token ids (right-padded) and named positions for a batch of IOI inputs.
 
     Returns ``input_ids`` and ``attention_mask`` ``(B, T)``, and the per-row positions
     ``pos_last`` (the last token), ``pos_s2`` (the repeated subject) and ``pos_io``
     (the indirect object's first mention).
     """
+    ts = templates or TEMPLATE_SETS["causalab"]
     t = values["template"].long()
-    rows = TEMPLATE_TABLE[t]
+    rows = ts.table[t]
     fills = {
         -1: NAME_TOKENS[values["name_a"]],
         -2: NAME_TOKENS[values["name_b"]],
@@ -177,15 +230,15 @@ def token_ids(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     ids = rows.clone()
     for code, tok in fills.items():
         ids = torch.where(rows == code, tok[:, None], ids)
-    length = TEMPLATE_LENGTH[t]
-    mask = (torch.arange(MAX_LENGTH)[None, :] < length[:, None]).long()
+    length = ts.length[t]
+    mask = (torch.arange(ts.table.shape[1])[None, :] < length[:, None]).long()
     io_is_a = values["s2"] == values["name_b"]
     return {
         "input_ids": ids,
         "attention_mask": mask,
         "pos_last": length - 1,
-        "pos_s2": POS_S2[t],
-        "pos_io": torch.where(io_is_a, POS_A[t], POS_B[t]),
+        "pos_s2": ts.pos_s2[t],
+        "pos_io": torch.where(io_is_a, ts.pos_a[t], ts.pos_b[t]),
     }
 
 
@@ -194,12 +247,13 @@ def indirect_object(values: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.where(values["s2"] == values["name_a"], values["name_b"], values["name_a"])
 
 
-def render(values: dict[str, torch.Tensor], with_answer: bool = False) -> list[str]:
+def render(values: dict[str, torch.Tensor], with_answer: bool = False, templates: TemplateSet | None = None) -> list[str]:
     """The sentences as text (for tokenizers other than the word-level one, and for reading)."""
     out = []
     io = indirect_object(values)
+    texts = (templates or TEMPLATE_SETS["causalab"]).texts
     for i in range(len(values["template"])):
-        text = TEMPLATES[int(values["template"][i])]
+        text = texts[int(values["template"][i])]
         for slot, word in (
             ("{A}", NAMES[int(values["name_a"][i])]),
             ("{B}", NAMES[int(values["name_b"][i])]),

@@ -21,12 +21,12 @@ from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
 from causalab.progress import listen
-from causalab.registry import ALGORITHMS, ALIGNMENTS, AlignmentSpec, import_plugin, knobs_of
+from causalab.registry import ALGORITHMS, ALIGNMENTS, AlignmentSpec, import_plugin, knobs_of, task_options_of
 from causalab.saved_alignment import map_folder
 from causalab.threads import use_threads
 
 DEFAULT_ALGORITHMS = "both_equality_relations,left_equality_relation,identity_of_first_argument"
-GRID_OPTIONS = ("algorithm", "alignment", "target", "layer", "seed", "target_option")
+GRID_OPTIONS = ("algorithm", "alignment", "target", "layer", "seed", "target_option", "task_option")
 
 
 def _position(text: str) -> str | int:
@@ -45,10 +45,18 @@ SCALAR_OPTIONS = (
     ("--epochs", int),
     ("--batch-size", int),
     ("--lr", float),
+    ("--patience", int),
+    ("--monitor", str),
+    ("--warmup-steps", int),
+    ("--lr-schedule", str),
+    ("--val-every", int),
 )
 CONFIG_DEFAULTS = {f.name: f.default for f in fields(ExperimentConfig)}
 SCALAR_HELP = {
     "--position": "token position for language models: last, s2, io or an index",
+    "--lr-schedule": "constant (default), cosine, plateau (halved per check without improvement) or "
+                     "reduce_on_plateau (PyTorch's ReduceLROnPlateau on the epoch's training loss)",
+    "--val-every": "validate every N steps, patience counted in checks (default 0: once per epoch)",
     "--component": "what is read and patched at the layer: block_output (default); on language models also "
                    "attention_output, mlp_output, heads:3 or heads:0,5",
 }
@@ -90,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument(flag, type=typ, default=None,
                          help=SCALAR_HELP.get(flag, f"(default: {CONFIG_DEFAULTS[_field(flag)]})"))
     run.add_argument("--target-option", action="append", help="key=value passed to the target builder, e.g. size=14m, arch=gpt2, step=400")
+    run.add_argument("--task-option", action="append", help="key=value passed to the task, e.g. IOI's data regime: "
+                     "roles=fixed, names=21, split=pool (causalab list algorithms shows each task's options)")
     run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="(default: float32)")
     run.add_argument("--device", default=None, help="cpu (default) or cuda")
     run.add_argument("--threads", type=int, default=None, help="torch threads in this process (default: $CAUSALAB_THREADS, else 1)")
@@ -141,6 +151,9 @@ def cmd_list(what: str) -> int:
         for name in ALGORITHMS.names():
             task = ALGORITHMS.get(name)()
             print(f"{name:32s} variables={','.join(task.variables):10s} {_first_line(ALGORITHMS.get(name))}")
+            options = ", ".join(f"{k}={p.default}" for k, p in task_options_of(name).items())
+            if options:
+                print(f"{'':32s} task options: {options}")
     else:
         for name in ALIGNMENTS.names():
             cls = ALIGNMENTS.get(name)
@@ -159,15 +172,16 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
-def _target_options(items: Sequence[str]) -> dict:
-    """``["size=14m", "step=400"]`` -> ``{"size": "14m", "step": 400}``."""
+def _target_options(items: Sequence[str], flag: str = "--target-option") -> dict:
+    """``["size=14m", "step=400"]`` -> ``{"size": "14m", "step": 400}`` (``true``/``false`` as booleans)."""
     out: dict = {}
     for item in items:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise CausalabError(f"--target-option takes key=value, got {item!r}")
+            raise CausalabError(f"{flag} takes key=value, got {item!r}")
         value = value.strip()
-        out[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+        out[key.strip()] = (int(value) if value.lstrip("-").isdigit() else
+                            {"true": True, "false": False}.get(value.lower(), value))
     return out
 
 
@@ -180,6 +194,8 @@ def _grid_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
     scalars = _overrides(args)  # the rest keep the config's defaults
     if args.target_option:
         scalars["target_options"] = _target_options(args.target_option)
+    if args.task_option:
+        scalars["task_options"] = _target_options(args.task_option, "--task-option")
     return [
         ExperimentConfig(algorithm=alg, alignment=al, target=tg, target_seed=sd, layer=ly, seed=sd, **scalars)
         for alg, tg, ly, al, sd in itertools.product(algorithms, targets, layers, alignments, seeds)

@@ -28,7 +28,7 @@ from causalab.intervene import Partition
 from causalab.metrics import IIAResult
 from causalab.neural.target import Site, Target
 from causalab.registry import make_alignment
-from causalab.train import LOSSES, LR_SCHEDULES, MONITORS, FitConfig, FitResult, evaluate, fit_alignment, prepare
+from causalab.train import LOSSES, LR_SCHEDULES, MONITORS, PLATEAU_ON, FitConfig, FitResult, evaluate, fit_alignment, prepare
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 VALIDATE_ON = ("val", "train")
@@ -66,6 +66,13 @@ class MeasureSettings:
     warmup_steps: int = 0
     lr_schedule: str = "constant"
     loss: str = "task"
+    # "reduce_on_plateau"'s factor, patience (epochs) and watched loss; validation every val_every
+    # steps (0: once per epoch) with patience counted in checks; min_delta: what counts as a gain
+    plateau_factor: float = 0.5
+    plateau_patience: int = 10
+    plateau_on: str = "train_loss"
+    val_every: int = 0
+    min_delta: float = 1e-4
 
     def __post_init__(self) -> None:
         if isinstance(self.dtype, torch.dtype):  # accept torch.float64 as well as "float64"
@@ -88,8 +95,21 @@ class MeasureSettings:
         if self.loss not in LOSSES:
             raise ConfigFieldError("loss", f"must be one of {LOSSES} (the task's own loss, or the two-token "
                                    f"cross-entropy), got {self.loss!r}")
-        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
-            raise ConfigFieldError("warmup_steps", f"must be a non-negative integer, got {self.warmup_steps!r}")
+        for name in ("warmup_steps", "val_every", "plateau_patience"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigFieldError(name, f"must be a non-negative integer, got {v!r}")
+        v = self.plateau_factor
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+            raise ConfigFieldError("plateau_factor", f"must lie strictly between 0 and 1 (the rate is multiplied by it), got {v!r}")
+        self.plateau_factor = float(v)
+        v = self.min_delta
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+            raise ConfigFieldError("min_delta", f"must be a non-negative number (the gain early stopping counts), got {v!r}")
+        self.min_delta = float(v)
+        if self.plateau_on not in PLATEAU_ON:
+            raise ConfigFieldError("plateau_on", f"must be one of {PLATEAU_ON} (the loss reduce_on_plateau watches), "
+                                   f"got {self.plateau_on!r}")
         if self.validate_on not in VALIDATE_ON:
             raise ConfigFieldError("validate_on", f"must be one of {VALIDATE_ON}, got {self.validate_on!r}")
         if self.dtype not in DTYPES:
@@ -104,7 +124,9 @@ class MeasureSettings:
     def fit_config(self) -> FitConfig:
         return FitConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
                          seed=self.seed, monitor=self.monitor, warmup_steps=self.warmup_steps,
-                         lr_schedule=self.lr_schedule, loss=self.loss)
+                         lr_schedule=self.lr_schedule, loss=self.loss, plateau_factor=self.plateau_factor,
+                         plateau_patience=self.plateau_patience, plateau_on=self.plateau_on, val_every=self.val_every,
+                         min_delta=self.min_delta)
 
     def sizes(self) -> list[int]:
         return [self.n_train, self.n_val, self.n_test]

@@ -211,6 +211,22 @@ def format_spec(name: str, knobs: dict[str, Any]) -> str:
     return name + (":" + ",".join(f"{k}={text(v)}" for k, v in knobs.items()) if knobs else "")
 
 
-def make_task(name: str):
-    """Build the registered task (algorithm bound to its encoding) called ``name``."""
-    return ALGORITHMS.get(name)()
+def task_options_of(name: str) -> dict[str, inspect.Parameter]:
+    """The options a registered task factory takes (its keyword parameters), by name."""
+    params = inspect.signature(ALGORITHMS.get(name)).parameters
+    return {k: p for k, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def make_task(name: str, **options: Any):
+    """Build the registered task (algorithm bound to its encoding) called ``name``.
+
+    ``options`` go to the task's factory (IOI's data regime: ``roles="fixed"``, ...); an
+    option the factory does not take is a :class:`RegistryError` naming the ones it does.
+    """
+    factory = ALGORITHMS.get(name)
+    valid = task_options_of(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise RegistryError(f"task {name!r} takes no option(s) {unknown}; its options are: "
+                            f"{', '.join(valid) or '(none)'}")
+    return factory(**options)

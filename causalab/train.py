@@ -25,6 +25,7 @@ from causalab.metrics import IIAResult, iia_from_correct
 from causalab.neural.target import Site, Target
 from causalab.neuron_search import greedy_neuron_blocks
 from causalab.progress import Progress, report
+from causalab.schedule import ReduceOnPlateau
 
 
 def index_inputs(inputs: Any, idx: torch.Tensor | slice) -> Any:
@@ -216,7 +217,8 @@ def train_step(
 
 
 MONITORS = ("iia", "loss")
-LR_SCHEDULES = ("constant", "cosine", "plateau")
+LR_SCHEDULES = ("constant", "cosine", "plateau", "reduce_on_plateau")
+PLATEAU_ON = ("train_loss", "val_loss")
 LOSSES = ("task", "pair")
 
 
@@ -250,18 +252,37 @@ class FitConfig:
     monitor: str = "iia"
     # the learning rate rises linearly over the first warmup_steps steps, then follows lr_schedule:
     # "constant"; "cosine" (to 0 at the last step: epochs x steps per epoch, or max_steps); "plateau"
-    # (halved after every epoch in which the monitored validation score did not improve)
+    # (halved after every validation check in which the monitored score did not improve);
+    # "reduce_on_plateau" (PyTorch's ReduceLROnPlateau: multiplied by plateau_factor once the
+    # epoch's mean plateau_on loss has not improved for more than plateau_patience epochs)
     warmup_steps: int = 0
     lr_schedule: str = "constant"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 10
+    plateau_on: str = "train_loss"
+    # validation checks: 0 = once per epoch (patience in epochs, the best map kept when the score
+    # beats the best by min_delta); N = every N steps (patience in checks; the best map kept on any
+    # improvement, the patience count reset only by one beyond min_delta, as the paper's code does)
+    val_every: int = 0
     # "task": the task's own loss (full-vocabulary cross-entropy for IOI); "pair": cross-entropy
     # between the two label tokens only (labels (B, 2), see pair_loss)
     loss: str = "task"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
+        for name in ("epochs", "batch_size", "patience", "plateau_patience"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise FitError(f"FitConfig.{name} must be a positive integer, got {v!r}")
+            low = 0 if name == "plateau_patience" else 1
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise FitError(f"FitConfig.{name} must be an integer >= {low}, got {v!r}")
+        if not isinstance(self.val_every, int) or isinstance(self.val_every, bool) or self.val_every < 0:
+            raise FitError(f"FitConfig.val_every must be a non-negative integer (0: once per epoch), got {self.val_every!r}")
+        if isinstance(self.plateau_factor, bool) or not isinstance(self.plateau_factor, (int, float)) \
+                or not 0 < self.plateau_factor < 1:
+            raise FitError(f"FitConfig.plateau_factor must lie strictly between 0 and 1, got {self.plateau_factor!r}")
+        if self.plateau_on not in PLATEAU_ON:
+            raise FitError(f"FitConfig.plateau_on must be one of {PLATEAU_ON}, got {self.plateau_on!r}")
+        if isinstance(self.min_delta, bool) or not isinstance(self.min_delta, (int, float)) or not self.min_delta >= 0:
+            raise FitError(f"FitConfig.min_delta must be a non-negative number, got {self.min_delta!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise FitError(f"FitConfig.lr must be a positive finite number, got {self.lr!r}")
         if self.monitor not in MONITORS:
@@ -387,18 +408,45 @@ def fit_alignment(
     points, best_score = score()
     best_iia = points["val_iia"]
     best_state = copy.deepcopy(phi.state_dict())
-    history = [{"epoch": 0, **points, "lr": config.lr_at(0, total_steps) if scheduled else config.lr}]
-    bad, steps, stopped = 0, 0, False
-    epoch, start = 0, time.perf_counter()
+    history = [{"epoch": 0, "steps": 0, **points, "lr": config.lr_at(0, total_steps) if scheduled else config.lr}]
+    by_steps = config.val_every > 0
+    on_plateau = ReduceOnPlateau(config.plateau_factor, config.plateau_patience) \
+        if config.lr_schedule == "reduce_on_plateau" else None
+    bad, steps, stopped, gate = 0, 0, False, best_score
+    epoch, start, lr = 0, time.perf_counter(), config.lr
+    since = [0.0, 0]  # training loss summed and rows counted since the last check
+
+    def check(record: dict) -> bool:
+        """Score, record, keep the best map; True when early stopping ends the fit."""
+        nonlocal best_iia, best_score, best_state, bad, gate, plateau_scale
+        points, val_score = score()
+        record.update(train_loss=float(since[0]) / max(since[1], 1), **points, steps=steps, lr=lr)
+        since[:] = [0.0, 0]
+        history.append(record)
+        if progress is not None:
+            progress(record)
+        improved = val_score > best_score + config.min_delta
+        if by_steps:  # the paper's rule: keep any better map; only a gain beyond min_delta resets patience
+            if val_score > best_score:
+                best_iia, best_score, best_state = points["val_iia"], val_score, copy.deepcopy(phi.state_dict())
+            improved = val_score > gate + config.min_delta
+            gate = val_score if improved else gate
+        elif improved:
+            best_iia, best_score, best_state = points["val_iia"], val_score, copy.deepcopy(phi.state_dict())
+        bad = 0 if improved else bad + 1
+        if not improved and config.lr_schedule == "plateau":
+            plateau_scale *= 0.5
+        return bad >= config.patience
+
     for epoch in range(1, config.epochs + 1):
         phi.train()
         perm = torch.randperm(len(train), generator=gen).to(train.h_base.device)
-        total, count = 0.0, 0
-        lr = config.lr
+        epoch_loss, epoch_rows = 0.0, 0
         for i in range(0, len(train), config.batch_size):
             idx = perm[i : i + config.batch_size]
             if scheduled:
-                lr = config.lr_at(steps, total_steps, plateau_scale)
+                scale = plateau_scale * (on_plateau.scale if on_plateau is not None else 1.0)
+                lr = config.lr_at(steps, total_steps, scale)
                 for group in opt.param_groups:
                     group["lr"] = lr
             try:
@@ -406,25 +454,29 @@ def fit_alignment(
             except FitError as exc:
                 raise FitError(f"{exc} (epoch {epoch}, step {steps})") from None
             steps += 1
-            total = total + loss.double() * len(idx)  # a tensor: no per-step conversion to a Python float
-            count += len(idx)
-            if config.max_steps is not None and steps >= config.max_steps:
+            weighted = loss.double() * len(idx)  # a tensor: no per-step conversion to a Python float
+            epoch_loss, epoch_rows = epoch_loss + weighted, epoch_rows + len(idx)
+            since[0], since[1] = since[0] + weighted, since[1] + len(idx)
+            last = config.max_steps is not None and steps >= config.max_steps
+            if by_steps and (steps % config.val_every == 0 or last):
+                stopped = check({"epoch": epoch})
+                phi.train()
+                if stopped:
+                    break
+            if last:
                 break
-        points, val_score = score()
-        record = {"epoch": epoch, "train_loss": float(total) / max(count, 1), **points, "steps": steps, "lr": lr}
-        history.append(record)
-        if progress is not None:
-            progress(record)
-        report(Progress("fitting", epoch, config.epochs, time.perf_counter() - start, f"val iia {points['val_iia']:.3f}"))
-        if val_score > best_score + config.min_delta:
-            best_iia, best_score, best_state, bad = points["val_iia"], val_score, copy.deepcopy(phi.state_dict()), 0
-        else:
-            bad += 1
-            if config.lr_schedule == "plateau":
-                plateau_scale *= 0.5
-        if bad >= config.patience or (config.max_steps is not None and steps >= config.max_steps):
-            stopped = bad >= config.patience
+        if not by_steps:
+            stopped = check({"epoch": epoch})
+        if on_plateau is not None:
+            watched = float(epoch_loss) / max(epoch_rows, 1) if config.plateau_on == "train_loss" \
+                else history[-1]["val_loss"]
+            on_plateau.step(watched)
+        report(Progress("fitting", epoch, config.epochs, time.perf_counter() - start,
+                        f"val iia {history[-1]['val_iia']:.3f}"))
+        if stopped or (config.max_steps is not None and steps >= config.max_steps):
             break
+    if by_steps and history[-1]["steps"] != steps:  # the steps after the last check count too
+        check({"epoch": epoch})
     phi.load_state_dict(best_state)
     after = target.fingerprint()
     if before.shape != after.shape or not torch.equal(before, after):

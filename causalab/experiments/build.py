@@ -43,9 +43,9 @@ def build_run(config: ExperimentConfig, *, dry: bool = False, targets: dict[str,
     dry networks across the configs of a sweep (the architecture does not depend on the seed).
     """
     try:
-        task = make_task(config.algorithm)
+        task = make_task(config.algorithm, **config.task_options)
     except CausalabError as exc:
-        raise field_error("algorithm", exc) from None
+        raise field_error("task_options" if config.task_options else "algorithm", exc) from None
     try:
         spec = AlignmentSpec.parse(config.alignment)
         spec.family_class()
@@ -78,7 +78,7 @@ def build_run(config: ExperimentConfig, *, dry: bool = False, targets: dict[str,
 
 
 def _target(config: ExperimentConfig, task: Task, dry: bool, targets: dict[str, Target] | None) -> Target:
-    key = json.dumps([config.algorithm, config.target, config.target_seed if not dry else None, config.target_options,
+    key = json.dumps([config.algorithm, config.task_options, config.target, config.target_seed if not dry else None, config.target_options,
                       config.dtype], sort_keys=True, default=str)
     if targets is not None and key in targets:
         return targets[key]

@@ -16,7 +16,9 @@ from causalab.neural.build import TARGET_KINDS
 # Fields added after results were first recorded, with their defaults: the hash leaves a field
 # out while it is at this default, so adding a field never orphans a results file.
 HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia", "validate_on": "val", "component": "block_output",
-                                   "warmup_steps": 0, "lr_schedule": "constant", "loss": "task"}
+                                   "warmup_steps": 0, "lr_schedule": "constant", "loss": "task",
+                                   "task_options": {}, "min_delta": 1e-4, "val_every": 0, "plateau_factor": 0.5,
+                                   "plateau_patience": 10, "plateau_on": "train_loss"}
 
 
 @dataclass
@@ -31,7 +33,8 @@ class ExperimentConfig(MeasureSettings):
     patched at the layer: ``block_output`` (the default), or on language models
     ``attention_output``, ``mlp_output`` or ``heads:3`` / ``heads:0,5``. ``partition`` optionally gives explicit
     coordinate blocks per variable; otherwise each variable gets
-    ``intervention_size`` consecutive coordinates.
+    ``intervention_size`` consecutive coordinates. ``task_options`` go to the task's factory
+    (IOI's data regime, see :func:`algorithms.ioi.ioi_pattern_task`); they enter the hash only when set.
     """
 
     algorithm: str = "both_equality_relations"
@@ -43,6 +46,7 @@ class ExperimentConfig(MeasureSettings):
     component: str = "block_output"
     partition: dict[str, list[int]] | None = None
     target_options: dict[str, Any] = field(default_factory=dict)
+    task_options: dict[str, Any] = field(default_factory=dict)
     # an experiment's defaults differ from a score's measurement
     n_train: int = 20_000
     n_val: int = 2_000
@@ -65,8 +69,9 @@ class ExperimentConfig(MeasureSettings):
         super().__post_init__()
         if self.position is not None and (isinstance(self.position, bool) or not isinstance(self.position, (str, int))):
             raise ConfigFieldError("position", f"must be a token position (string or integer) or absent, got {self.position!r}")
-        if not isinstance(self.target_options, dict):
-            raise ConfigFieldError("target_options", f"must be a table of options, got {self.target_options!r}")
+        for name in ("target_options", "task_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigFieldError(name, f"must be a table of options, got {getattr(self, name)!r}")
         if self.partition is not None:
             if not isinstance(self.partition, dict):
                 raise ConfigFieldError("partition", f"must map each variable to a list of coordinates, got {self.partition!r}")

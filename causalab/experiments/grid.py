@@ -37,7 +37,7 @@ from causalab.errors import ConfigError
 from causalab.experiments.config import ConfigFieldError, ExperimentConfig, read_toml
 
 TOP_LEVEL = ("name", "results", "save_maps", "base", "grid", "profiles")
-NESTED = ("target_options", "partition")  # dict-valued fields whose entries a dotted key may set
+NESTED = ("target_options", "task_options", "partition")  # dict-valued fields whose entries a dotted key may set
 
 
 @dataclass
