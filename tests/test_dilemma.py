@@ -98,7 +98,8 @@ def test_committed_records_keep_their_hashes_and_belong_to_their_sweep():
 
     results = Path(__file__).resolve().parent.parent / "benchmarks" / "dilemma" / "results"
     sweep_of = {"one_variable_stopping": "one_variable_seeds"}  # a profile of another file, its own records
-    not_sweeps = {"ioi_pattern_probe"}  # benchmarks/ioi_pattern_probe.py --out: read-out records, no config
+    # benchmarks/ioi_pattern_probe.py --out and benchmarks/ioi_controls.py --out: records of their own, no config
+    not_sweeps = {"ioi_pattern_probe", "ioi_controls"}
     files = sorted(results.glob("*.jsonl"))
     assert {"mlp_seeds", "ioi_scale", "ioi_steps", "progression_seeds"} <= {f.stem for f in files}
     for path in files:

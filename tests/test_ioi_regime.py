@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -142,3 +144,25 @@ def test_the_default_task_is_unchanged():
     a = plain.splits([50, 5, 5], torch.Generator().manual_seed(3))[0]
     b = cl.make_task("ioi_pattern").counterfactuals(60, torch.Generator().manual_seed(3)).split([50, 5, 5])[0]
     assert torch.equal(a.base["name_a"], b.base["name_a"])
+
+
+def test_the_regime_sweep_and_the_controls_script_run_at_smoke_size(tmp_path):
+    from conftest import load_benchmark
+
+    from causalab.dilemma.run import configs_dir
+    from causalab.experiments import load_sweep, run_sweep
+
+    spec = load_sweep(configs_dir() / "ioi_regime.toml", "smoke")
+    results, maps = tmp_path / "r.jsonl", tmp_path / "maps"
+    run_sweep(spec.configs(), results, workers=1, save_maps=str(maps))
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["config"]["task_options"]["roles"] for r in records] == ["fixed", "random"]
+    assert all(h["steps"] % 2 == 0 for r in records for h in r["history"])  # checked every 2 steps
+    out = tmp_path / "controls.jsonl"
+    assert load_benchmark("ioi_controls").main([str(results), "--maps", str(maps), "--out", str(out), "--n", "64"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    kinds = {(r["task_options"]["roles"], r["control"]) for r in rows}
+    assert ("fixed", "swapped_roles") in kinds and ("random", "swapped_roles") not in kinds
+    assert all(0 <= r["iia"] <= 1 and r["n"] == 64 for r in rows)
+    assert load_benchmark("ioi_controls").main([str(results), "--maps", str(maps), "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == len(rows)  # scored runs are skipped
