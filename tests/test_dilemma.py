@@ -58,18 +58,18 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
     events = []
     summary = run_dilemma("smoke", out, workers=1, progress=lambda name, ev: events.append((name, ev.kind)))
     assert not summary.failed
-    assert summary.runs == 15 and summary.recorded == 0
+    assert summary.runs == 17 and summary.recorded == 0
     assert ("mlp_maps", "done") in events
-    for name in ("mlp_maps", "progression", "hidden_size", "ioi_scale", "ioi_steps", "ioi_one_pattern"):
+    for name in ("mlp_maps", "progression", "hidden_size", "ioi_scale", "ioi_steps", "ioi_one_pattern", "ioi_regime"):
         records = load_records(summary.results[name])
         assert records and all(0.0 <= r["iia"] <= 1.0 for r in records)
     assert summary.figures["dilemma"].exists() and summary.figures["dilemma"].stat().st_size > 1000
     assert summary.figures["progression/iia_vs_training_layer1"].exists()
     points = json.loads((out / "dilemma.json").read_text())["points"]
     assert {p["panel"] for p in points} == {"maps", "progression", "ioi"}
-    ioi = [p for p in points if p["panel"] == "ioi"]
-    assert {(p["algorithm"], p["alignment"]) for p in ioi} == {
-        (a, m) for a in ("ioi_pattern", "ioi_pattern_disjoint") for m in ("rotation", "revnet:blocks=1,hidden=8")}
+    ioi = [p for p in points if p["panel"] == "ioi"]  # the regime panel: fixed vs random name roles
+    assert {(p["names"], p["alignment"]) for p in ioi} == {
+        (f"{roles} roles, shared names", "revnet:blocks=1,hidden=8") for roles in ("fixed", "random")}
     assert "| target" in summary.table and "### progression" in summary.table and "### ioi_scale" in summary.table
     assert (out / "tables.md").read_text() == summary.table
     assert summary.seconds > 0
@@ -83,7 +83,7 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
     assert rows[0]["selectivity_algorithm"] is not None and rows[0]["ood_gap"] is not None
     measured = (out / "scores" / "measurements.jsonl").read_text()
     again = run_dilemma("smoke", out, workers=1)  # resumes: nothing left to run or measure
-    assert again.runs == 0 and again.recorded == 15
+    assert again.runs == 0 and again.recorded == 17
     assert (out / "scores" / "measurements.jsonl").read_text() == measured and again.table == summary.table
     assert "### scores" not in run_dilemma("smoke", out, workers=1, scores=False).table
 

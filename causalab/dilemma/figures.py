@@ -77,21 +77,32 @@ def headline_figure(maps: Sequence[dict[str, Any]], progression: Sequence[dict[s
     return {"dilemma": png}
 
 
+def names_condition(config: dict[str, Any]) -> str:
+    """How an IOI run's names relate fitting to test: its data regime's roles and split, or the task's name split."""
+    options = config.get("task_options") or {}
+    if options:
+        roles = f"{options.get('roles', 'random')} roles"
+        return f"{roles}, disjoint names" if options.get("split") == "names" else f"{roles}, shared names"
+    return "disjoint names" if str(config.get("algorithm", "")).endswith("disjoint") else "shared names"
+
+
 def _ioi_panel(ax, recs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Grouped bars: per map, test IIA on each (network, names) cell, with the spread over seeds."""
-    rows = [s.to_dict() for s in summarize(recs, by=["target", "target_options.size", "algorithm", "alignment"],
+    recs = [{**r, "config": {**r["config"], "names": names_condition(r["config"])}} for r in recs]
+    rows = [s.to_dict() for s in summarize(recs, by=["target", "target_options.size", "names", "alignment"],
                                            metrics=["iia", "num_parameters"])]
     specs = list(dict.fromkeys(r["alignment"] for r in rows))
-    cells = list(dict.fromkeys((r["target"], r["target_options.size"], r["algorithm"]) for r in rows))
+    cells = list(dict.fromkeys((r["target"], r["target_options.size"], r["names"]) for r in rows))
     width = 0.8 / len(cells)
     for k, cell in enumerate(cells):
-        got = {r["alignment"]: r for r in rows if (r["target"], r["target_options.size"], r["algorithm"]) == cell}
+        got = {r["alignment"]: r for r in rows if (r["target"], r["target_options.size"], r["names"]) == cell}
         xs = [i + (k - (len(cells) - 1) / 2) * width for i, s in enumerate(specs) if s in got]
-        names = "disjoint names" if cell[2].endswith("disjoint") else "shared names"
-        ax.bar(xs, [got[s]["iia_mean"] for s in specs if s in got], width, label=f"{cell[0]} {cell[1]}, {names}",
-               yerr=[_spread(got[s]["iia_std"]) for s in specs if s in got], capsize=2, hatch="//" if "disjoint" in names else None)
+        ax.bar(xs, [got[s]["iia_mean"] for s in specs if s in got], width, label=f"{cell[0]} {cell[1]}, {cell[2]}",
+               yerr=[_spread(got[s]["iia_std"]) for s in specs if s in got], capsize=2,
+               hatch="//" if "disjoint" in cell[2] or cell[2].startswith("random roles") else None)
     ax.set_xticks(range(len(specs)), [_short(s) for s in specs], fontsize=8)
-    ax.set_title("(c) IOI pattern, last token: shared vs disjoint names", fontsize=9)
+    title = "fixed vs random name roles" if any(r["config"].get("task_options") for r in recs) else "shared vs disjoint names"
+    ax.set_title(f"(c) IOI pattern, last token: {title}", fontsize=9)
     ax.legend(fontsize=7)
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.set_ylim(0, 1.05)

@@ -26,6 +26,10 @@ into its own append-only results file (so a rerun resumes), then reported:
   answer), shared vs disjoint names, the two-name vs the full-vocabulary loss: what a RevNet
   learns on a random LM without reading word order (full profile only, eight fits of a few
   minutes; optional as above);
+- ``ioi_regime``: IOI under the paper's data regime (each name keeps one role) and its constant
+  rate, where the random-LM alignment appears after a long plateau: fixed vs random roles,
+  shared vs disjoint names, rotation vs RevNet (quick: the smallest fit that passes the
+  plateau; full: the 14m- and 31m-like models, seeds, the paper's site; optional as above);
 - ``scores``: selectivity, out-of-distribution IIA, complexity frontier and sample
   efficiency for ``mlp_maps``, ``ioi_progression`` and ``ioi_scale`` (:mod:`~causalab.dilemma.scores`).
 
@@ -87,6 +91,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("ioi_steps", ("algorithm", "target", "target_options.size", "layer", "alignment", "n_train"),
                optional=True),
     Experiment("ioi_one_pattern", ("algorithm", "loss", "layer", "alignment", "seed"), optional=True),
+    Experiment("ioi_regime", ("task_options.roles", "task_options.names", "task_options.split", "target",
+                              "target_options.size", "layer", "alignment", "lr_schedule"), optional=True),
 )
 
 
@@ -202,7 +208,7 @@ def run_dilemma(
         if recs:
             sections.append(_report(exp, recs, out / exp.name, summary))
     summary.figures.update(headline_figure(records.get("mlp_maps", []), records.get("progression", []), out / "dilemma",
-                                           ioi=records.get("ioi_scale", [])))
+                                           ioi=records.get("ioi_regime") or records.get("ioi_scale", [])))
     summary.files.update({k: v for k, v in headline_numbers(out / "dilemma").items() if v.exists()})
     if scores:
         report = write_scores(records, summary.skipped, profile, out / "scores")
