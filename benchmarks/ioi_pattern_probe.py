@@ -9,7 +9,9 @@ read-out finds is information no alignment map can align to.
 
     python benchmarks/ioi_pattern_probe.py --sizes 14m 31m --sentences 10000 40000 --inits transformers pythia
 
-``--out FILE.jsonl`` appends one JSON record per probe (size, init, layer, sentences, seed,
+``--task-option roles=fixed --task-option names=21`` draws the sentences under an IOI data
+regime (:func:`algorithms.ioi.ioi_pattern_task`; test sentences are new sentences of the same
+regime). ``--out FILE.jsonl`` appends one JSON record per probe (size, init, layer, sentences, seed,
 test accuracy, seconds), as ``benchmarks/dilemma/results/ioi_pattern_probe.jsonl`` holds
 them for the IOI scaling figure (:func:`causalab.dilemma.figures.ioi_scaling_figure`).
 """
@@ -31,11 +33,12 @@ from causalab.neural.target import Site
 from causalab.threads import use_threads
 
 
-def hidden_and_pattern(target, n: int, seed: int, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-    task = ioi.ioi_pattern_task()
+def hidden_and_pattern(target, n: int, seed: int, layer: int, options: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden states at ``layer``'s last token of ``n`` sentences (of the ``ioi_pattern`` regime ``options``) and their pattern."""
+    task = ioi.ioi_pattern_task(**(options or {}))
     values = task.algorithm.sample_inputs(n, torch.Generator().manual_seed(seed))
     pattern = task.algorithm.run(values)["pattern"].long()
-    enc = data.token_ids(values)
+    enc = task.encode(values)
     parts = []
     with torch.no_grad():
         for i in range(0, n, 512):
@@ -81,7 +84,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test", type=int, default=5_000)
     p.add_argument("--out", type=Path, help="append one JSON record per probe to this file")
+    p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="the ioi_pattern data regime, e.g. roles=fixed names=21 (see causalab list algorithms)")
     args = p.parse_args(argv)
+    options = {}
+    for item in args.task_option:
+        key, _, value = item.partition("=")
+        options[key] = int(value) if value.isdigit() else {"true": True, "false": False}.get(value, value)
     use_threads()
     print("| size | init | layer | sentences | probe test accuracy | seconds |")
     print("|---|---|---|---|---|---|")
@@ -90,15 +99,15 @@ def main(argv=None) -> int:
         for init in args.inits:
             t0 = time.perf_counter()
             target = random_lm(len(data.VOCAB), size=size, seed=args.seed, init=init, tokenizer=ioi_models.tokenizer())
-            x_test, y_test = hidden_and_pattern(target, args.test, 10_000 + args.seed, layer)
-            x_all, y_all = hidden_and_pattern(target, max(args.sentences), args.seed, layer)
+            x_test, y_test = hidden_and_pattern(target, args.test, 10_000 + args.seed, layer, options)
+            x_all, y_all = hidden_and_pattern(target, max(args.sentences), args.seed, layer, options)
             for n in sorted(args.sentences):
                 acc = probe_accuracy(x_all[:n], y_all[:n], x_test, y_test, args.seed)
                 seconds = time.perf_counter() - t0
                 print(f"| {size} | {init} | {layer} | {n:,} | {acc:.3f} | {seconds:.0f} |", flush=True)
                 if args.out:
                     record = {"size": size, "width": target.hidden_width, "init": init, "layer": layer, "position": "last",
-                              "sentences": n, "seed": args.seed, "n_test": args.test, "probe_test_accuracy": round(acc, 4),
+                              "sentences": n, "seed": args.seed, **({"task_options": options} if options else {}), "n_test": args.test, "probe_test_accuracy": round(acc, 4),
                               "seconds_cumulative": round(seconds, 1), "versions": {"torch": torch.__version__}}
                     with args.out.open("a") as f:
                         f.write(json.dumps(record) + "\n")
