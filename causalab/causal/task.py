@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.counterfactual import CounterfactualDataset, PairSampler, sample_counterfactuals
+from causalab.errors import UnknownNodeError
 
 
 def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -79,6 +80,13 @@ class Task:
 
     def __post_init__(self) -> None:
         self.intervention_sets = [((s,) if isinstance(s, str) else tuple(s)) for s in self.intervention_sets]
+        for s in self.intervention_sets:
+            for v in s:
+                if v not in self.algorithm.graph:
+                    raise UnknownNodeError(
+                        f"task {self.name!r}: intervention set {list(s)} names {v!r}, which algorithm "
+                        f"{self.algorithm.name!r} does not have; its variables: {', '.join(self.algorithm.variables)} "
+                        f"(inputs: {', '.join(self.algorithm.inputs)})")
         if self.output is None:
             self.output = self.algorithm.output
 
