@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from algorithms import ioi_data as data
 from causalab.causal.algorithm import Values
-from causalab.errors import ConfigError
+from causalab.errors import ConfigError, ConfigFieldError
 from causalab.files import cache_dir
 
 
@@ -99,22 +99,28 @@ def build_target(kind: str, seed: int, *, dtype: torch.dtype = torch.float32, dr
     the random initialisation of its size (a trained model of that size is trained
     and cached on first use otherwise).
     """
-    from causalab.neural.lm import from_pretrained, random_lm
+    from causalab.neural.build import check_target_options
+    from causalab.neural.lm import ARCHS, ENGINES, SIZES, from_pretrained, random_lm
+    from causalab.neural.pythia_init import INITS
 
+    # every option checked by name (the builders' own keyword parameters) and value, before anything is built
+    if kind in ("random", "trained", "pretrained"):
+        builder, skip, extra = {
+            "random": (random_lm, ("tokenizer", "path_or_name"), {"vocab_size": _vocab_size}),
+            "trained": (train_ioi_lm, ("progress",), {"step": _step, "engine": None}),
+            "pretrained": (from_pretrained, ("path_or_name",), {"path": _path, "revision": _revision}),
+        }[kind]
+        check_target_options({**options, "engine": engine}, builder, target=f"IOI's {kind!r} language model",
+                             skip=skip, extra=extra, choices={"size": ("LM size", tuple(SIZES)),
+                                                              "arch": ("LM architecture", ARCHS),
+                                                              "init": ("init", INITS), "engine": ("engine", ENGINES)})
     if kind == "random":
         vocab = options.pop("vocab_size", len(data.VOCAB))
-        if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < len(data.VOCAB):
-            raise ConfigError(f"target_options.vocab_size must be an integer >= {len(data.VOCAB)} (the IOI words; "
-                              f"ids beyond them are never read, as in a model with a larger vocabulary), got {vocab!r}")
         return random_lm(vocab, tokenizer=tokenizer(), seed=seed, dtype=dtype, engine=engine, **options)
     if kind == "trained":
         step = options.pop("step", "final")
         cache = options.pop("cache", None)
         size = options.pop("size", DEFAULT_SIZE)
-        if options:
-            raise ConfigError(f"target 'trained' takes options size, step, cache, engine; got {sorted(options)}")
-        if step != "final" and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
-            raise ConfigError(f"target_options.step must be a training step (a non-negative integer) or 'final', got {step!r}")
         if dry:
             return random_lm(len(data.VOCAB), tokenizer=tokenizer(), seed=seed, dtype=dtype, engine=engine, size=size)
         folder = trained_lm_dir(seed, cache, size)
@@ -130,3 +136,26 @@ def build_target(kind: str, seed: int, *, dtype: torch.dtype = torch.float32, dr
             raise ConfigError("target 'pretrained' needs target_options path (a local folder or hub name)")
         return from_pretrained(options.pop("path"), options.pop("revision", None), dtype=dtype, engine=engine, **options)
     raise ConfigError(f"unknown target kind {kind!r} for IOI; use 'random', 'trained' or 'pretrained'")
+
+
+def _vocab_size(name: str, vocab: Any) -> None:
+    if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < len(data.VOCAB):
+        raise ConfigFieldError(f"target_options.{name}", f"must be an integer >= {len(data.VOCAB)} (the IOI words; ids "
+                               f"beyond them are never read, as in a model with a larger vocabulary), got {vocab!r}")
+
+
+def _step(name: str, step: Any) -> None:
+    if step != "final" and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise ConfigFieldError(f"target_options.{name}", f"must be a training step (a non-negative integer) or "
+                                                         f"'final', got {step!r}")
+
+
+def _path(name: str, path: Any) -> None:
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigFieldError(f"target_options.{name}", f"must be a local folder or a hub name, got {path!r}")
+
+
+def _revision(name: str, revision: Any) -> None:
+    if revision is not None and (not isinstance(revision, str) or not revision.strip()):
+        raise ConfigFieldError(f"target_options.{name}", f"must be a hub revision (a branch, tag or commit such as "
+                                                         f"'step0'), got {revision!r}")

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from causalab.cli_progress import RunProgress, StepLines
 from causalab.errors import CausalabError
@@ -281,6 +284,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     def progress(event: SweepEvent) -> None:
         nonlocal bar
         if event.kind == "start":
+            if event.note:
+                print(f"note: {event.note}", file=sys.stderr)
             bar = RunProgress(event.total, spec.name or "sweep")
             if event.skipped:
                 bar.write(f"{event.skipped} run(s) already in {results}; skipping them")
@@ -294,6 +299,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             summary = run_sweep(configs, store, executor=args.executor, workers=args.workers, address=args.address,
                                 progress=progress, plugins=args.plugin, stop_on_error=args.stop_on_error,
                                 save_maps=maps)
+    except KeyboardInterrupt as exc:  # Ctrl-C, kill, a closed terminal: the workers are stopped, the file let go of
+        if bar is not None:
+            bar.close()
+            bar = None
+        recorded = len({c.hash() for c in configs} & store.hashes())
+        return _stopped(exc, f"{recorded} of {len({c.hash() for c in configs})} runs are recorded in {results}; "
+                             "run the same command again to resume (recorded runs are skipped)")
     finally:
         if bar is not None:
             bar.close()
@@ -357,24 +369,69 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread as Ctrl-C is, so that a sweep stops its workers and lets go
+    of its results file before the process ends."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`Stopped` while the command runs (main thread only; a signal the
+    process was started ignoring, as ``nohup`` ignores SIGHUP, stays ignored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame) -> None:
+        raise Stopped(signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:  # under nohup, SIGHUP stays ignored
+            previous[sig] = signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stopped(exc: KeyboardInterrupt, what_next: str = "") -> int:
+    """One line for a command stopped by a signal (no traceback); the shell's exit status for it."""
+    signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+    print(f"causalab: stopped by {signal.Signals(signum).name}" + (f"; {what_next}" if what_next else ""),
+          file=sys.stderr)
+    return 128 + int(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        for module in args.plugin:
-            import_plugin(module)
-        if args.command == "list":
-            return cmd_list(args.what)
-        if args.command == "sweep":
-            return cmd_sweep(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "dilemma":
-            return cmd_dilemma(args)
-        return cmd_run(args)
-    except CausalabError as exc:
-        print(f"causalab: error: {exc}", file=sys.stderr)
-        return 2
+    with _stop_on_signals():
+        try:
+            for module in args.plugin:
+                import_plugin(module)
+            if args.command == "list":
+                return cmd_list(args.what)
+            if args.command == "sweep":
+                return cmd_sweep(args)
+            if args.command == "report":
+                return cmd_report(args)
+            if args.command == "dilemma":
+                return cmd_dilemma(args)
+            return cmd_run(args)
+        except CausalabError as exc:
+            print(f"causalab: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as exc:
+            resume = {"dilemma": "run the same command again to resume (recorded runs are skipped)",
+                      "run": f"the finished runs are recorded in {args.json}" if getattr(args, "json", None) else ""}
+            return _stopped(exc, resume.get(args.command, ""))
 
 
 if __name__ == "__main__":  # pragma: no cover

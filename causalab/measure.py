@@ -10,11 +10,13 @@ also writes the results-file record. Hidden states are cached once per dataset
 
 from __future__ import annotations
 
+import difflib
+import functools
 import math
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -23,7 +25,7 @@ import torch
 from causalab.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
-from causalab.errors import ConfigFieldError, PartitionError
+from causalab.errors import ConfigFieldError, PartitionError, PartitionFieldError
 from causalab.intervene import Partition
 from causalab.metrics import IIAResult
 from causalab.neural.target import Site, Target
@@ -35,6 +37,31 @@ VALIDATE_ON = ("val", "train")
 Pairs = tuple[CounterfactualDataset, CounterfactualDataset, CounterfactualDataset]
 
 
+def known_fields_only(cls: type) -> type:
+    """Make a dataclass refuse unknown keyword arguments with a :class:`ConfigFieldError` listing its fields.
+
+    Python's own ``TypeError`` (``__init__() got an unexpected keyword argument 'epoch'``)
+    names neither the valid fields nor the one meant. Apply above ``@dataclass``; the class
+    is otherwise unchanged (``dataclasses.replace``, ``fields``, equality).
+    """
+    init = cls.__init__
+    names = [f.name for f in fields(cls) if f.init]
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        unknown = [k for k in kwargs if k not in names]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigFieldError(unknown[0], f"{cls.__name__} has no field(s) {unknown}{hint}; valid fields: "
+                                               f"{', '.join(sorted(names))}")
+        init(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    return cls
+
+
+@known_fields_only
 @dataclass
 class MeasureSettings:
     """Pair counts, block size, fitting settings, seed, precision and device of one measurement.
@@ -84,7 +111,9 @@ class MeasureSettings:
         for name in ("seed", "intervention_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigFieldError(name, f"must be a non-negative integer, got {v!r}")
+                what = ("coordinates per variable: at least 1, at most the hidden width over the number of variables; "
+                        "0 only where an explicit partition gives the blocks") if name == "intervention_size" else ""
+                raise ConfigFieldError(name, f"must be a non-negative integer{f' ({what})' if what else ''}, got {v!r}")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
             raise ConfigFieldError("lr", f"must be a positive finite number, got {self.lr!r}")
         self.lr = float(self.lr)  # lr = 1 and lr = 1.0 are the same run, with the same hash
@@ -246,11 +275,28 @@ def chance_level(labels: torch.Tensor) -> float:
 
 
 def default_partition(task: Task, width: int, size: int) -> Partition:
-    """Consecutive blocks of ``size`` coordinates, one per intervened variable."""
+    """Consecutive blocks of ``size`` coordinates, one per intervened variable.
+
+    Raises :class:`~causalab.errors.PartitionFieldError` for ``intervention_size`` naming the
+    valid sizes, ``1..width // (number of variables)``, when ``size`` is outside them.
+    """
+    n = len(task.variables)
+    valid = f"valid: 1..{width // max(n, 1)} ({n} variable(s) at hidden width {width}), or an explicit partition"
+    if isinstance(size, int) and size == 0:
+        raise PartitionFieldError("intervention_size", f"0 gives every variable of {task.name!r} an empty block, so "
+                                                       f"no interchange changes anything and there is nothing to fit; {valid}")
     try:
         return Partition.contiguous(task.variables, size, width)
     except PartitionError as exc:
-        raise ConfigFieldError("intervention_size", f"task {task.name!r}: {exc}") from None
+        raise PartitionFieldError("intervention_size", f"task {task.name!r}: {exc}; {valid}") from None
+
+
+def check_not_empty(partition: Partition) -> Partition:
+    """Refuse a partition whose every block is empty: no interchange would change anything, nothing could be fitted."""
+    if partition.blocks and not any(partition.blocks.values()):
+        raise PartitionFieldError("partition", f"every block is empty ({partition.blocks}); give each intervened "
+                                               f"variable coordinates in 0..{partition.width - 1}")
+    return partition
 
 
 def build_map(spec: str | AlignmentMap, width: int, seed: int, dtype: torch.dtype, device: str = "cpu") -> AlignmentMap:
@@ -291,11 +337,13 @@ def measure(
     width = target.width(site)
     dtype = settings.torch_dtype
     phi = build_map(spec, width, settings.seed, dtype, settings.device)
-    partition = partition or default_partition(task, width, settings.intervention_size)
+    field = "partition" if partition is not None else "intervention_size"
+    partition = check_not_empty(partition) if partition is not None else default_partition(
+        task, width, settings.intervention_size)
     try:
         partition.check_fits(phi)
     except PartitionError as exc:
-        raise ConfigFieldError("intervention_size", f"map {describe_spec(spec)!r}: {exc}") from None
+        raise PartitionFieldError(field, f"map {describe_spec(spec)!r}: {exc}") from None
     train_d, val_d, test_d = pairs if pairs is not None else draw_pairs(task, settings)
     kw = {"device": settings.device, "dtype": dtype}
     train = prepare(target, site, task, train_d, **kw)

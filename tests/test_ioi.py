@@ -186,7 +186,7 @@ def test_random_models_take_a_larger_vocabulary():
     task = ioi.ioi_pattern_task()
     inputs = task.encode(task.algorithm.sample_inputs(4, gen(0)))
     assert small.logits(inputs).shape[1] == len(data.VOCAB) and big.logits(inputs).shape[1] == 1000
-    with pytest.raises(ConfigError, match="vocab_size must be an integer >= 214"):
+    with pytest.raises(ConfigError, match="vocab_size.: must be an integer >= 214"):
         ioi_models.build_target("random", 0, size="tiny", vocab_size=100)
 
 

@@ -118,3 +118,60 @@ def test_mechanism_mixing_rows_is_caught() -> None:
     with pytest.raises(InvariantViolation) as info:
         check_algorithm(alg, invariants=["batch_rows_independent"], settings=SETTINGS)
     assert "row" in str(info.value) and info.value.invariant == "batch_rows_independent"
+
+
+# --- a task's encoding and labels ----------------------------------------------------------
+def xor_and_task(encode=None, label=None):
+    from causalab import Task
+
+    def full(v):
+        return torch.stack([v["a"], v["b"], v["c"]], dim=-1).float()
+
+    return Task(name="xor_and", algorithm=xor_and(), encode=encode or full, label=label or (lambda o: o["out"].long()),
+                intervention_sets=[("x",)], family="xor_and", n_classes=2)
+
+
+def test_an_encoding_that_zeroes_an_input_is_caught() -> None:
+    def zeroes_c(v):  # the network never sees c, on which the output depends
+        return torch.stack([v["a"], v["b"], torch.zeros_like(v["c"])], dim=-1).float()
+
+    check_algorithm(xor_and_task(zeroes_c), invariants=["oracle_iia"], settings=SETTINGS)  # the oracle reads inputs, not encode
+    with pytest.raises(InvariantViolation) as info:
+        check_algorithm(xor_and_task(zeroes_c), settings=SETTINGS)
+    exc = info.value
+    assert exc.invariant == "encoding_determines_label" and exc.details["input"] == "c"
+    assert "changing input 'c' leaves row" in str(exc) and "label before" in str(exc)
+    assert int(exc.details["label before"]) != int(exc.details["label after"])
+    check_algorithm(xor_and_task(), invariants=["encoding_determines_label"], settings=SETTINGS)  # the full encoding passes
+
+
+def test_an_encoding_that_zeroes_a_continuous_input_of_a_builtin_task_is_caught() -> None:
+    import dataclasses
+
+    from algorithms import hierarchical_equality as he
+    from causalab.registry import make_task
+
+    task = make_task("both_equality_relations")
+    zeroed = dataclasses.replace(task, encode=lambda v: he.encode({**v, "x4": torch.zeros_like(v["x4"])}))
+    with pytest.raises(InvariantViolation) as info:
+        check_algorithm(zeroed, invariants=["encoding_determines_label"], settings=SETTINGS)
+    assert info.value.details["input"] == "x4"
+
+
+def test_a_label_reading_a_node_that_is_not_an_output_is_named() -> None:
+    from causalab.errors import UnknownNodeError
+
+    task = xor_and_task(label=lambda o: o["x"].long())
+    with pytest.raises(UnknownNodeError) as info:  # at once, not as a counterexample
+        check_algorithm(task, settings=SETTINGS)
+    text = str(info.value)
+    assert "its label reads 'x'" in text and "output node(s) only (out)" in text and "not an output" in text
+    with pytest.raises(UnknownNodeError, match="has no node 'O'"):  # the same wherever labels are computed
+        xor_and_task(label=lambda o: o["O"].long()).labels(xor_and_task().counterfactuals(4, torch.Generator()))
+
+
+def test_an_encoding_the_kit_cannot_compare_is_named() -> None:
+    from causalab.testing import KitError
+
+    with pytest.raises(KitError, match="not a tensor, a list with one entry per row or a mapping"):
+        check_algorithm(xor_and_task(lambda v: object()), invariants=["encoding_determines_label"], settings=SETTINGS)

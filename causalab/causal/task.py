@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.counterfactual import CounterfactualDataset, PairSampler, sample_counterfactuals
+from causalab.errors import UnknownNodeError
 
 
 def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -79,6 +80,13 @@ class Task:
 
     def __post_init__(self) -> None:
         self.intervention_sets = [((s,) if isinstance(s, str) else tuple(s)) for s in self.intervention_sets]
+        for s in self.intervention_sets:
+            for v in s:
+                if v not in self.algorithm.graph:
+                    raise UnknownNodeError(
+                        f"task {self.name!r}: intervention set {list(s)} names {v!r}, which algorithm "
+                        f"{self.algorithm.name!r} does not have; its variables: {', '.join(self.algorithm.variables)} "
+                        f"(inputs: {', '.join(self.algorithm.inputs)})")
         if self.output is None:
             self.output = self.algorithm.output
 
@@ -114,7 +122,26 @@ class Task:
     def factual(self, n: int, generator: torch.Generator) -> tuple[Any, torch.Tensor]:
         """Network inputs and labels of plain (un-intervened) runs, for training a network on the task."""
         inputs = self.algorithm.sample_inputs(n, generator)
-        return self.encode(inputs), self.label(self.algorithm.run(inputs))
+        return self.encode(inputs), self.label_outputs(self.algorithm.run(inputs))
 
     def labels(self, data: CounterfactualDataset) -> torch.Tensor:
-        return self.label(data.counterfactual_outputs)
+        return self.label_outputs(data.counterfactual_outputs)
+
+    def label_outputs(self, values: Values) -> torch.Tensor:
+        """``label`` applied to the output nodes' values (and only those, wherever labels are computed).
+
+        Raises :class:`~causalab.errors.UnknownNodeError` naming the node when ``label`` reads
+        one that is not an output, instead of a bare ``KeyError``.
+        """
+        outputs = self.algorithm.outputs
+        given = {o: values[o] for o in outputs if o in values}
+        try:
+            return self.label(given)
+        except KeyError as exc:
+            key = exc.args[0] if len(exc.args) == 1 else None
+            if not isinstance(key, str) or key in given or isinstance(exc, UnknownNodeError):
+                raise
+            what = (f"{key!r} is not an output of algorithm {self.algorithm.name!r}" if key in self.algorithm.graph
+                    else f"algorithm {self.algorithm.name!r} has no node {key!r}")
+            raise UnknownNodeError(f"task {self.name!r}: its label reads {key!r}, but a label is given the output "
+                                   f"node(s) only ({', '.join(outputs)}); {what}") from None

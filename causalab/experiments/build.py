@@ -18,7 +18,7 @@ from causalab.causal.task import Task
 from causalab.errors import CausalabError, ConfigFieldError, PartitionError, field_error
 from causalab.experiments.config import ExperimentConfig
 from causalab.intervene import Partition
-from causalab.measure import build_map
+from causalab.measure import build_map, check_not_empty, default_partition
 from causalab.neural.build import build_target
 from causalab.neural.target import Site, Target
 from causalab.registry import AlignmentSpec, make_task
@@ -94,12 +94,12 @@ def _target(config: ExperimentConfig, task: Task, dry: bool, targets: dict[str, 
 
 def _partition(config: ExperimentConfig, task: Task, width: int) -> Partition:
     if config.partition is None:
-        return Partition.contiguous(task.variables, config.intervention_size, width)
+        return default_partition(task, width, config.intervention_size)
     missing = [v for v in task.variables if v not in config.partition]
     if missing:
         raise PartitionError(f"no block for variable(s) {missing} of {task.name!r} (variables: {task.variables})")
     extra = [v for v in config.partition if v not in task.variables]
     if extra:
         raise PartitionError(f"{task.name!r} has no variable(s) {extra} (variables: {task.variables})")
-    return Partition(config.partition, width)
+    return check_not_empty(Partition(config.partition, width))
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from causalab.errors import ConfigError, ConfigFieldError
-from causalab.measure import MeasureSettings
+from causalab.measure import MeasureSettings, known_fields_only
 from causalab.neural.build import TARGET_KINDS
 
 # Fields added after results were first recorded, with their defaults: the hash leaves a field
@@ -21,6 +21,7 @@ HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia", "validate_on": "val", "comp
                                    "plateau_patience": 10, "plateau_on": "train_loss"}
 
 
+@known_fields_only
 @dataclass
 class ExperimentConfig(MeasureSettings):
     """One run: which algorithm, network, site and alignment map, measured with the
@@ -59,10 +60,9 @@ class ExperimentConfig(MeasureSettings):
                 raise ConfigFieldError(name, f"must be a non-empty string, got {getattr(self, name)!r}")
         if self.target not in TARGET_KINDS:
             raise ConfigFieldError("target", f"must be one of {TARGET_KINDS}, got {self.target!r}")
-        for name in ("layer",):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigFieldError(name, f"must be a positive integer, got {v!r}")
+        if not isinstance(self.layer, int) or isinstance(self.layer, bool):  # its range is the target's: checked at build
+            raise ConfigFieldError("layer", f"must be an integer layer number (1 is the first hidden layer or block), "
+                                            f"got {self.layer!r}")
         v = self.target_seed
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ConfigFieldError("target_seed", f"must be a non-negative integer, got {v!r}")
@@ -89,11 +89,7 @@ class ExperimentConfig(MeasureSettings):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ExperimentConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigFieldError(unknown[0], f"unknown config field(s) {unknown}; valid fields: {', '.join(sorted(names))}")
-        return cls(**data)
+        return cls(**data)  # an unknown field is a ConfigFieldError listing the valid ones
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> "ExperimentConfig":

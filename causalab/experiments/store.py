@@ -8,9 +8,13 @@ it, and the next append cuts it off before writing. Any other unreadable line is
 :class:`StoreError` naming its line number.
 
 A sweep also *claims* its file for as long as it runs (:meth:`ResultStore.claim`, a
-``flock`` on a hidden ``.<name>.lock`` beside it, released when the process ends, even
-by ``kill -9``): a second sweep started on the same file while the first runs would
-run the same configs again, so it stops at once with a :class:`StoreError` instead.
+POSIX record lock on a hidden ``.<name>.lock`` beside it, released when the process ends,
+even by ``kill -9``): a second sweep started on the same file while the first runs would
+run the same configs again, so it stops at once with a :class:`StoreError` instead. The
+lock belongs to the claiming process alone: unlike a ``flock``, it is not inherited by the
+pool workers the sweep forks, so a worker that outlives its sweep cannot hold the file.
+The lock file names the claiming process while it runs and is emptied when the claim ends,
+so a claim left by a sweep that was killed is taken over, and said to be.
 """
 
 from __future__ import annotations
@@ -19,12 +23,18 @@ import errno
 import fcntl
 import json
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from causalab.errors import StoreError
 from causalab.files import file_lock
+
+# claim files this process holds (real path -> pid): a POSIX lock does not conflict with its own
+# process, and closing any descriptor of the file would drop it, so a second claim is refused here
+_HELD: dict[str, int] = {}
+_HELD_LOCK = threading.Lock()
 
 
 class ResultStore:
@@ -92,26 +102,44 @@ class ResultStore:
         return self.path.with_name(f".{self.path.name}.lock")
 
     @contextmanager
-    def claim(self) -> Iterator[None]:
-        """Hold this results file for one sweep; raise :class:`StoreError` if another process holds it."""
+    def claim(self) -> Iterator[int | None]:
+        """Hold this results file for one sweep; raise :class:`StoreError` if another process holds it.
+
+        Yields the pid of a sweep that claimed the file before and ended without letting go
+        (killed), whose claim this one takes over, or None.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.claim_path, os.O_RDWR | os.O_CREAT, 0o644)
+        key = os.path.realpath(self.claim_path)
+        with _HELD_LOCK:
+            if _HELD.get(key) == os.getpid():
+                raise StoreError(f"this process (pid {os.getpid()}) is already running a sweep into {self.path}; "
+                                 "two at once would run the same configs twice. Give this sweep its own results file")
+            _HELD[key] = os.getpid()
         try:
+            fd = os.open(self.claim_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-                raise StoreError(
-                    f"another sweep (pid {holder}) is writing to {self.path}; two at once would run the same "
-                    "configs twice. Wait for it to finish, stop it, or give this sweep its own results file"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
-            yield
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    holder = _pid_in(fd)
+                    raise StoreError(
+                        f"another sweep (pid {holder or 'unknown'}) is writing to {self.path}; two at once would run "
+                        "the same configs twice. Wait for it to finish, stop it, or give this sweep its own results file"
+                    ) from None
+                stale = _pid_in(fd)  # a claim left behind: its process ended without emptying the file
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+                try:
+                    yield stale
+                finally:
+                    os.ftruncate(fd, 0)  # let go of (finished or stopped): the next sweep finds the file empty
+            finally:
+                os.close(fd)  # releases the claim
         finally:
-            os.close(fd)  # releases the claim
+            with _HELD_LOCK:
+                _HELD.pop(key, None)
 
     # --- writing -------------------------------------------------------------------
     @contextmanager
@@ -146,6 +174,12 @@ class ResultStore:
             self._offset += len(line)
             self._known.add(record["hash"])
         return True
+
+
+def _pid_in(fd: int) -> int | None:
+    """The pid written in a claim file, if any."""
+    text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+    return int(text) if text.isdigit() else None
 
 
 def _read_from(fd: int, offset: int) -> bytes:

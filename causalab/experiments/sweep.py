@@ -4,16 +4,23 @@
 work), then hands the runs to an executor and appends each record to the store as
 soon as its run finishes. Killing a sweep loses at most the runs in flight; running
 it again skips every hash already recorded, so each run is recorded exactly once.
+Pool workers end with the process that started them, however it ends (Ctrl-C, ``kill``,
+``kill -9``): they ignore SIGINT (the main process stops them), and the kernel (Linux:
+``PR_SET_PDEATHSIG``; elsewhere a thread watching the parent) ends them when it is gone.
 Library code never prints: pass ``progress`` to follow the sweep.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
 import socket
+import sys
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -45,6 +52,7 @@ class SweepEvent:
     record: dict[str, Any] | None = None
     error: str | None = None
     elapsed: float = 0.0  # seconds since the runs started (after validation)
+    note: str | None = None  # on ``start``: something the user should know (a killed sweep's claim taken over)
 
     @property
     def remaining(self) -> float | None:
@@ -85,7 +93,45 @@ def execute(
 Outcome = tuple[ExperimentConfig, "dict[str, Any] | BaseException"]
 
 
-def _init_worker(plugins: Sequence[str]) -> None:
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent ends
+
+
+def _end_with_parent(parent: int) -> None:
+    """End this worker when ``parent`` (the sweep's main process) ends, however it ends.
+
+    On Linux the kernel sends SIGTERM (``PR_SET_PDEATHSIG``); elsewhere a daemon thread
+    polls the parent pid once a second. Without this, a main process killed by a signal
+    leaves its workers running, re-parented to init.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            asked = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            asked = False
+        if asked:
+            if os.getppid() != parent:  # it ended before the request was made
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="causalab-parent-watch", daemon=True).start()
+
+
+def _init_worker(plugins: Sequence[str], parent: int | None = None) -> None:
+    # Ctrl-C reaches the whole process group: the main process stops the pool, so a worker ignores it.
+    # Handlers the main process installed (the CLI turns SIGTERM into an exception) are not a worker's:
+    # SIGTERM, from the pool's terminate() or the kernel, ends it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if parent is not None:
+        _end_with_parent(parent)
     use_threads()
     for module in plugins:
         import_plugin(module)
@@ -115,7 +161,7 @@ def run_local(
         start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(start_method)
     pool = ProcessPoolExecutor(max_workers=min(workers, len(configs)) or 1, mp_context=ctx,
-                               initializer=_init_worker, initargs=(tuple(plugins),))
+                               initializer=_init_worker, initargs=(tuple(plugins), os.getpid()))
     finished = False
     try:
         pending = {pool.submit(execute, cfg.to_dict(), tuple(plugins), None, save_maps): cfg for cfg in configs}
@@ -304,6 +350,9 @@ def run_sweep(
     listed in the summary, or raised as :class:`SweepError` with ``stop_on_error``.
     ``save_maps`` (a folder) saves each run's fitted map there as ``<hash>.safetensors``
     and names it in the record (``map_file``); on Ray the folder must be one every node sees.
+    A ``KeyboardInterrupt`` (Ctrl-C; the CLI raises one for SIGTERM and SIGHUP too) stops the
+    runs in flight and lets go of the store before it propagates; the ``start`` event's
+    ``note`` says when the store was taken over from a sweep that was killed.
     """
     start = time.perf_counter()
     if executor not in EXECUTORS:
@@ -315,10 +364,13 @@ def run_sweep(
     for module in plugins:
         import_plugin(module)
     maps = None if save_maps is None else str(map_folder(save_maps))  # absolute: workers agree on it
-    with store.claim() if store is not None else contextlib.nullcontext():  # one sweep per results file at a time
+    with store.claim() if store is not None else contextlib.nullcontext() as stale:  # one sweep per file at a time
+        note = None if stale is None else (
+            f"the last sweep on {store.path} (pid {stale}) was killed before it finished; this one takes over "
+            "the file: its recorded runs are kept and skipped")
         return _run_claimed(configs, store, start, executor=executor, workers=workers, address=address,
                             progress=progress, plugins=plugins, stop_on_error=stop_on_error, ray_init=ray_init,
-                            maps=maps)
+                            maps=maps, note=note)
 
 
 def _run_claimed(
@@ -334,6 +386,7 @@ def _run_claimed(
     stop_on_error: bool,
     ray_init: dict[str, Any] | None,
     maps: str | None,
+    note: str | None = None,
 ) -> SweepSummary:
     """:func:`run_sweep`'s work once its results file is claimed."""
     unique: dict[str, ExperimentConfig] = {}
@@ -351,7 +404,7 @@ def _run_claimed(
             finished = len(summary.records) + len(summary.failed)
             progress(SweepEvent(kind, len(todo), finished, summary.skipped, elapsed=time.perf_counter() - began, **kw))
 
-    emit("start")
+    emit("start", note=note)
     if todo:
         if executor == "local":
             outcomes = run_local(todo, workers or os.cpu_count() or 1, plugins, save_maps=maps)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -65,34 +65,70 @@ def option_builder(task: Task, kind: str) -> Callable[..., Any] | None:
     return None
 
 
-def option_names(task: Task, kind: str) -> list[str]:
-    """The ``target_options`` a target kind takes for this (MLP-family) task."""
-    builder = option_builder(task, kind)
-    if builder is None:
-        return []
-    names = [p.name for p in _parameters(builder)]
-    return names + (["cache", "checkpoint"] if kind == "trained" else [])
-
-
 def check_options(task: Task, kind: str, options: dict[str, Any]) -> None:
     """Names and values of an MLP-family target's options, against its builder's signature."""
     if kind == "pretrained":
         raise ConfigFieldError("target", f"task {task.name!r} builds no pretrained targets (only families with their "
                                          "own builder, such as IOI's language models, do)")
-    accepted = option_names(task, kind)
+    extra = {"cache": _folder, "checkpoint": lambda name, v: _check_number(name, v, int, minimum=0)} if kind == "trained" else {}
+    check_target_options(options, option_builder(task, kind), target=f"target {kind!r} of {task.name!r}", extra=extra)
+
+
+def check_target_options(
+    options: dict[str, Any],
+    builder: Callable[..., Any] | None,
+    *,
+    target: str,
+    skip: Sequence[str] = (),
+    extra: Mapping[str, Callable[[str, Any], None] | None] | None = None,
+    choices: Mapping[str, tuple[str, Sequence[Any]]] | None = None,
+) -> None:
+    """Check ``target_options`` by name and value against the keyword parameters of ``builder``.
+
+    The options a target takes are its builder's keyword parameters (less ``task``, ``kind``,
+    ``seed``, ``dtype``, ``dry`` and ``skip``; a ``**kwargs`` catch-all accepts no option), plus
+    ``extra``: names the family handles itself, each with a checker ``(name, value)`` or None.
+    ``choices`` maps a name to ``(what it is, valid values)``. Other values are checked from the
+    parameter's annotation and default: integers positive, floats positive and finite, ``Sequence[int]``
+    lists of non-negative integers. Families with their own builder (IOI's language models) call
+    this too, so a misspelt option never reaches a builder that would ignore it.
+
+    Raises
+    ------
+    ConfigFieldError
+        naming ``target_options.NAME`` and the options ``target`` takes, or the valid values.
+
+    Example
+    -------
+    >>> def builder(seed, *, hidden: int = 16, depth: int = 3): ...
+    >>> check_target_options({"hiden": 8}, builder, target="my net")
+    Traceback (most recent call last):
+    causalab.errors.ConfigFieldError: config field 'target_options.hiden': my net takes no option(s) ['hiden']; it takes: hidden, depth
+    """
+    extra = dict(extra or {})
+    choices = dict(choices or {})
+    params = {p.name: p for p in (_parameters(builder) if builder is not None else []) if p.name not in skip}
+    accepted = list(params) + [name for name in extra if name not in params]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ConfigFieldError(f"target_options.{unknown[0]}", f"target {kind!r} of {task.name!r} takes no option(s) "
-                                                               f"{unknown}; it takes: {', '.join(accepted) or '(none)'}")
-    params = {p.name: p for p in _parameters(option_builder(task, kind))}
+        raise ConfigFieldError(f"target_options.{unknown[0]}", f"{target} takes no option(s) {unknown}; "
+                                                               f"it takes: {', '.join(accepted) or '(none)'}")
     for name, value in options.items():
-        if name == "cache":
-            if not isinstance(value, str) or not value:
-                raise ConfigFieldError("target_options.cache", f"must be a folder path, got {value!r}")
-        elif name == "checkpoint":
-            _check_number(name, value, int, minimum=0)
+        if name in choices:
+            what, valid = choices[name]
+            if value not in valid:
+                raise ConfigFieldError(f"target_options.{name}", f"unknown {what} {value!r}; valid: "
+                                                                 f"{', '.join(map(str, valid))}")
+        elif name in extra:
+            if extra[name] is not None:
+                extra[name](name, value)
         else:
             _check_value(name, value, params[name])
+
+
+def _folder(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigFieldError(f"target_options.{name}", f"must be a folder path, got {value!r}")
 
 
 def _parameters(fn: Callable[..., Any]) -> list[inspect.Parameter]:

@@ -40,6 +40,7 @@ ALGORITHM_INVARIANTS = (
     "same_value_interchange",
     "parents_from_source",
     "non_ancestor_interchange",
+    "encoding_determines_label",
     "oracle_iia",
 )
 
@@ -220,7 +221,15 @@ def _algorithm_body(invariant: str, subject: Task | Algorithm, max_batch: int) -
             sets = data.draw(st.lists(subset, min_size=1, max_size=3), label="intervention sets")
             oracle_iia(algorithm, variables=variables, intervention_sets=sets, seed=seed)
             return
+        if invariant == "encoding_determines_label" and task is None:
+            return  # an algorithm alone has no encoding
         base = data.draw(inputs_of(algorithm, max_batch=max_batch), label="base")
+        if invariant == "encoding_determines_label":
+            n = next(iter(base.values())).shape[0]
+            node = data.draw(st.sampled_from(algorithm.inputs), label="changed input")
+            other = data.draw(inputs_of(algorithm, min_batch=n, max_batch=n), label="other inputs")
+            inv.encoding_determines_label(task, base, other, node, name)
+            return
         if invariant == "no_intervention":
             inv.no_intervention(algorithm, base, name)
             return
@@ -252,13 +261,19 @@ def check_algorithm(
     max_batch: int = 8,
     settings: Settings | None = None,
 ) -> None:
-    """Check an algorithm (or a task: its algorithm, sources and labels) against the causal invariants.
+    """Check an algorithm (or a task: its algorithm, sources, encoding and labels) against the causal invariants.
 
     Includes ``oracle_iia``: a network built from the algorithm scores IIA 1.0 under the
-    identity map on its variables' blocks (fewer examples: each samples a dataset).
+    identity map on its variables' blocks (fewer examples: each samples a dataset). That
+    network reads the algorithm's inputs, not the task's ``encode``; the encoding is
+    checked by ``encoding_determines_label`` (tasks only). A task whose ``label`` reads a
+    node that is not an output fails at once with :class:`~causalab.errors.UnknownNodeError`
+    naming the node and the outputs.
     """
     if not isinstance(algorithm, (Algorithm, Task)):
         raise KitError(f"check_algorithm expects an Algorithm or a Task, got {type(algorithm).__name__}")
+    if isinstance(algorithm, Task):  # a label reading the wrong node is the task's error, not a counterexample
+        algorithm.label_outputs(algorithm.algorithm.run(algorithm.algorithm.sample_inputs(2, torch.Generator().manual_seed(0))))
     names = _pick(invariants, ALGORITHM_INVARIANTS)
     settings = settings or kit_settings(max_examples)
     subject = algorithm.algorithm.name if isinstance(algorithm, Task) else algorithm.name

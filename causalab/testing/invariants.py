@@ -8,14 +8,15 @@ with your own strategies.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
 from causalab.alignment import AlignmentMap
 from causalab.causal.algorithm import Algorithm, Values
+from causalab.causal.task import Task
 from causalab.intervene import Partition, interchange
-from causalab.testing.violations import InvariantViolation
+from causalab.testing.violations import InvariantViolation, KitError
 
 InterchangeFn = Callable[[AlignmentMap, torch.Tensor, Mapping[str, torch.Tensor], Partition], torch.Tensor]
 
@@ -243,3 +244,58 @@ def non_ancestor_interchange(algorithm: Algorithm, base: Values, source: Values,
     outputs = [o for o in algorithm.outputs if o != variable and o not in algorithm.descendants([variable])]
     _assert_same_values("non_ancestor_interchange", subject, f"interchanging {variable!r}, which no path joins to the output,",
                         got, plain, outputs, {"variable": variable, "_inputs": base, "_source": source})
+
+
+def _rows_equal(a: Any, b: Any, n: int) -> torch.Tensor | None:
+    """Per row, whether two encodings are identical: tensors, lists with one entry per row, or mappings of those.
+
+    None for anything else (the encoding cannot be compared row by row).
+    """
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        if a.shape != b.shape or a.dim() == 0 or a.shape[0] != n:
+            return torch.zeros(n, dtype=torch.bool) if a.shape != b.shape else None
+        return ~_row_differs(a, b)
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        if set(a) != set(b):
+            return torch.zeros(n, dtype=torch.bool)
+        same = torch.ones(n, dtype=torch.bool)
+        for key in a:
+            rows = _rows_equal(a[key], b[key], n)
+            if rows is None:
+                return None
+            same &= rows
+        return same
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b) == n:
+        return torch.tensor([bool(x == y) for x, y in zip(a, b)], dtype=torch.bool)
+    return None
+
+
+def encoding_determines_label(task: Task, base: Values, other: Values, node: str, subject: str | None = None) -> None:
+    """Giving input ``node`` the values of ``other`` changes the encoding of every row whose label it changes.
+
+    A network sees only ``task.encode(inputs)``: two inputs it cannot tell apart that the
+    algorithm labels differently make a task no network can solve (an encoding that drops or
+    zeroes an input the output depends on). Encodings must be tensors, lists with one entry
+    per row, or mappings of those; anything else raises :class:`KitError`.
+    """
+    subject = subject or task.name
+    changed = {**base, node: other[node]}
+    n = next(iter(base.values())).shape[0]
+    same = _rows_equal(task.encode(base), task.encode(changed), n)
+    if same is None:
+        raise KitError(f"task {task.name!r}: encoding_determines_label compares encodings row by row, and "
+                       f"{type(task.encode(base)).__name__} is not a tensor, a list with one entry per row or a "
+                       "mapping of those; leave the invariant out (check_algorithm(..., invariants=[...]))")
+    before = task.label_outputs(task.algorithm.run(base))
+    after = task.label_outputs(task.algorithm.run(changed))
+    bad = same & _row_differs(before, after)
+    if bool(bad.any()):
+        row = int(torch.nonzero(bad)[0])
+        raise InvariantViolation(
+            "encoding_determines_label", subject,
+            f"changing input {node!r} leaves row {row}'s encoding unchanged but changes its label: no network "
+            f"can tell the two inputs apart (does encode drop or overwrite {node!r}?)",
+            {"row": row, "input": node, f"base {node}": base[node][row], f"changed {node}": other[node][row],
+             **{f"base {k}": v[row] for k, v in base.items() if k != node},
+             "label before": before[row], "label after": after[row]},
+        )

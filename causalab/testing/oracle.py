@@ -179,7 +179,8 @@ def oracle_task(subject: Task | Algorithm, variables: Sequence[str] | None = Non
     if isinstance(subject, Task):
         task = subject
         variables = list(variables or task.variables)
-        target = OracleTarget(task.algorithm, variables, label=task.label, n_classes=task.n_classes, output=task.output)
+        target = OracleTarget(task.algorithm, variables, label=task.label_outputs, n_classes=task.n_classes,
+                              output=task.output)
         if intervention_sets is None:
             return dataclasses.replace(task, encode=dict, family="oracle"), target
         probs = None  # the task's set probabilities describe its own sets
