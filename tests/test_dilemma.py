@@ -98,8 +98,9 @@ def test_committed_records_keep_their_hashes_and_belong_to_their_sweep():
 
     results = Path(__file__).resolve().parent.parent / "benchmarks" / "dilemma" / "results"
     sweep_of = {"one_variable_stopping": "one_variable_seeds"}  # a profile of another file, its own records
-    # benchmarks/ioi_pattern_probe.py --out and benchmarks/ioi_controls.py --out: records of their own, no config
-    not_sweeps = {"ioi_pattern_probe", "ioi_controls"}
+    # benchmarks/ioi_pattern_probe.py --out (ioi_pattern_probe, ioi_regime_probe) and benchmarks/ioi_controls.py --out:
+    # records of their own, no config
+    not_sweeps = {"ioi_pattern_probe", "ioi_controls", "ioi_regime_probe"}
     files = sorted(results.glob("*.jsonl"))
     assert {"mlp_seeds", "ioi_scale", "ioi_steps", "progression_seeds"} <= {f.stem for f in files}
     for path in files:
