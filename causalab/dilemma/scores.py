@@ -3,7 +3,7 @@
 Each scored experiment pairs a *real* network with its *controls* of the same
 architecture: ``mlp_maps`` the trained MLP with the random-init MLPs,
 ``ioi_progression`` the LM's last training step with its initialisation (step 0),
-``ioi_scale`` the IOI LM trained here with random LMs of its shape, ``ioi_steps`` the
+``ioi_scale`` the IOI LM trained here with random LMs of its shape, ``ioi_steps`` and ``ioi_regime`` the
 4-layer IOI LM trained here with its initialisation (step 0).
 From the sweep's records alone, per map: IIA on both, selectivity against the
 control networks (Newcombe interval from the recorded counts; controls pooled over
@@ -89,6 +89,7 @@ class Source:
     control_algorithm: bool = True
     efficiency: bool = True
     disjoint_algorithm: str | None = None  # recorded runs of this algorithm give the disjoint-names IIA (no OOD fit)
+    ood: bool = True  # an out-of-distribution fit where no disjoint-names runs were recorded
 
 
 def _by_target(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -120,6 +121,10 @@ SOURCES: tuple[Source, ...] = (
            disjoint_algorithm="ioi_pattern_disjoint"),
     Source("ioi_steps", "IOI LM trained here", "its step 0", _trained_by_step, control_algorithm=False, efficiency=False,
            disjoint_algorithm="ioi_pattern_disjoint"),
+    # under the paper's data regime (task_options); records only: its disjoint-name and other controls are
+    # benchmarks/ioi_controls.py's, scored on the saved maps
+    Source("ioi_regime", "IOI LM trained here", "its step 0", _trained_by_step, control_algorithm=False,
+           efficiency=False, ood=False),
 )
 
 
@@ -214,7 +219,7 @@ def measure_extras(group: Group, plan: ScorePlan, store: ResultStore) -> None:
     jobs: list[tuple[str, str, dict[str, Any]]] = []
     if group.source.control_algorithm:
         jobs += [("control_algorithm", s, {"probe": probe, "control_seeds": list(plan.control_seeds)}) for s in specs]
-    if group.source.disjoint_algorithm is None:
+    if group.source.disjoint_algorithm is None and group.source.ood:
         jobs += [("ood", s, {"probe": probe, "ood_task": group.source.ood_task}) for s in specs]
     if group.source.efficiency:
         eff = {"intervention_size": c.intervention_size, "seed": c.seed, **plan.efficiency_probe}
