@@ -7,3 +7,4 @@ __all__ = ["IdentityMap", "RotationMap"]
 from alignments.revnet import RevNetMap
 from alignments.flows import AffineFlowMap, GlowMap, SplineFlowMap
 from alignments.standardize import Standardized
+from alignments.constructed import ConstructedMap

@@ -2,6 +2,7 @@
 
 from causalab.alignment import AlignmentMap
 from causalab.causal import Algorithm, CounterfactualDataset, Task, sample_counterfactuals
+from causalab.construct import Construction, construct_alignment
 from causalab.errors import CausalabError
 from causalab.experiments import ExperimentConfig, ExperimentResult, run_experiment
 from causalab.intervene import Partition, interchange
@@ -39,6 +40,7 @@ __all__ = [
     "AlignmentMap",
     "AlignmentSpec",
     "CausalabError",
+    "Construction",
     "CounterfactualDataset",
     "ExperimentConfig",
     "ExperimentResult",
@@ -54,6 +56,7 @@ __all__ = [
     "Target",
     "Task",
     "build_target",
+    "construct_alignment",
     "evaluate",
     "fit_alignment",
     "import_plugin",

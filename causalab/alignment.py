@@ -25,10 +25,14 @@ class AlignmentMap(nn.Module):
     ``swappable`` is the number of leading coordinates of ``z`` that carry learnt
     features (a low-rank map's rank); partitions must lie inside it.
     ``tolerance`` is the round-trip error ``inverse(forward(h))`` is held to in
-    float32, relative to the scale of ``h``.
+    float32, relative to the scale of ``h``. ``constructed`` declares a map that is
+    built, not fitted (see :func:`causalab.construct_alignment`).
     """
 
     tolerance: float = 1e-5
+    # a map built from the pairs it is scored on instead of fitted (the paper's Theorem 1,
+    # ``alignments/constructed.py``): causalab.measure builds it with causalab.construct_alignment
+    constructed: bool = False
 
     def __init__(self, width: int) -> None:
         super().__init__()

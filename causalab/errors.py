@@ -69,6 +69,11 @@ class AlignmentError(CausalabError, ValueError):
     """An alignment map was built or used wrongly."""
 
 
+class NotInjectiveError(AlignmentError):
+    """Two distinct inputs have the same hidden state at a site (within a tolerance): no map of that site's
+    states can tell them apart, so Theorem 1's constructed map (``causalab.construct_alignment``) cannot be built."""
+
+
 class DataError(CausalabError, ValueError):
     """Pairs or network inputs that cannot be used: none at all, or non-finite values (NaN, inf)."""
 

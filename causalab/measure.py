@@ -25,6 +25,7 @@ import torch
 from causalab.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
+from causalab.construct import fit_constructed
 from causalab.errors import ConfigFieldError, PartitionError, PartitionFieldError
 from causalab.intervene import Partition
 from causalab.metrics import IIAResult
@@ -349,7 +350,11 @@ def measure(
     train = prepare(target, site, task, train_d, **kw)
     val = train if settings.validate_on == "train" else prepare(target, site, task, val_d, **kw)
     test = prepare(target, site, task, test_d, **kw)
-    fit = fit_alignment(target, site, phi, partition, task, train, val, settings.fit_config(), progress=progress)
+    if phi.constructed:  # Theorem 1's map: built, not fitted, on every pair it is scored on (test pairs included)
+        fit = fit_constructed(target, site, task, phi, partition, [(train_d, train), (val_d, val), (test_d, test)],
+                              seed=settings.seed, loss=settings.loss)
+    else:
+        fit = fit_alignment(target, site, phi, partition, task, train, val, settings.fit_config(), progress=progress)
     test_iia = evaluate(target, site, phi, partition, task, test)
     train_iia = evaluate(target, site, phi, partition, task, train)
     return Measurement(

@@ -380,6 +380,9 @@ def fit_alignment(
     if callable(fit_statistics):  # e.g. a standardisation in front of a non-linear map
         fit_statistics(train.h_base)
     before = target.fingerprint()
+    if phi.constructed:  # Theorem 1's map is built from every pair it is scored on, which fit_alignment does not have
+        raise FitError(f"{type(phi).__name__} is constructed, not fitted: build it with causalab.construct_alignment "
+                       "(measure, run_experiment and `causalab run` do so with the train, validation and test pairs)")
     if getattr(phi, "search", "fixed") == "greedy":  # a map fitted by searching neurons, not by gradients
         return fit_by_search(target, site, phi, partition, task, val, config)
     params = [p for p in phi.parameters() if p.requires_grad]

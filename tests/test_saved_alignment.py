@@ -29,6 +29,8 @@ SPECS = [
     "glow:layers=2,hidden=8,standardize=true",
     "spline_flow:layers=2,hidden=8,bins=4",
     "spline_flow:layers=2,hidden=8,standardize=true",
+    "constructed",  # with no points; a constructed map with points: tests/test_constructed.py
+    "constructed:fixed=identity",
 ]
 
 
