@@ -8,8 +8,8 @@ state whose output is the counterfactual label. :func:`construct_alignment` buil
 bijection for a finite construction set of counterfactual pairs:
 
 1. the hidden states of every input of the set (bases and sources) are the *reachable*
-   states; distinct inputs must have distinct states (else :class:`NotInjectiveError`,
-   naming two of them);
+   states; distinct network inputs (encodings) must have distinct states (else
+   :class:`NotInjectiveError`, naming two of them);
 2. on reachable states the map is a fixed invertible map ``R`` (a random rotation, or the
    identity), so the code of a pair is ``R(h_base)`` with each intervened variable's block
    taken from ``R(h_source)``;
@@ -170,7 +170,7 @@ def construct_alignment(
                         f"{[len(d) for d in datasets]}: give one prepared set per dataset, in order")
     loss_fn = loss or task.loss
 
-    states, ids, where = _reachable(datasets, prepared)
+    states, ids, where = _reachable(task, datasets, prepared)
     scale = float(torch.linalg.vector_norm(states.double(), dim=-1).mean())
     atol = phi.match_tol * (scale if scale > 0 else 1.0)
     min_distance = _check_injective(states, ids, where, datasets, site, atol)
@@ -256,26 +256,26 @@ class _Where:
         raise IndexError(i)
 
 
-def _input_rows(values: dict[str, Any]) -> torch.Tensor:
-    """One float64 row per input, every input node's values side by side (what identifies the input)."""
-    cols = []
-    for name in sorted(values):
-        v = values[name]
-        if not isinstance(v, torch.Tensor):
-            v = torch.as_tensor(v)
-        cols.append(v.reshape(v.shape[0], -1).to(torch.float64))
-    return torch.cat(cols, 1)
+def _rows_of(encoded: Any) -> torch.Tensor:
+    """One float64 row per network input: the encoding's tensors (token ids, masks, ...) side by side."""
+    if isinstance(encoded, torch.Tensor):
+        return encoded.reshape(encoded.shape[0], -1).to(torch.float64)
+    return torch.cat([_rows_of(encoded[key]) for key in sorted(encoded)], 1)
 
 
-def _reachable(datasets: Sequence[CounterfactualDataset], prepared: Sequence[PreparedPairs]):
-    states, inputs, spans, at = [], [], {}, 0
+def _reachable(task: Task, datasets: Sequence[CounterfactualDataset], prepared: Sequence[PreparedPairs]):
+    """Every input's state, stacked, with an id per *network* input: algorithm inputs that encode alike
+    (an IOI template that leaves a slot unused) are one input. All inputs are encoded in one batch, so
+    padding agrees."""
+    states, values, spans, at = [], [], {}, 0
     for k, (d, p) in enumerate(zip(datasets, prepared)):
-        for role, values, h in [(None, d.base, p.h_base), *((v, d.sources[v], p.h_sources[v]) for v in p.h_sources)]:
+        for role, vals, h in [(None, d.base, p.h_base), *((v, d.sources[v], p.h_sources[v]) for v in p.h_sources)]:
             states.append(h)
-            inputs.append(_input_rows(values))
+            values.append(vals)
             spans[(k, role)] = (at, h.shape[0])
             at += h.shape[0]
-    ids = torch.unique(torch.cat(inputs), dim=0, return_inverse=True)[1]
+    everything = {name: torch.cat([torch.as_tensor(v[name]) for v in values]) for name in values[0]}
+    ids = torch.unique(_rows_of(task.encode(everything)), dim=0, return_inverse=True)[1]
     return torch.cat(states), ids, _Where(spans, ids)
 
 
