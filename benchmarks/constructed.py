@@ -9,7 +9,7 @@ coordinates):
   lm_random    random 14m-like GPT-NeoX with Pythia's initialisation, layer 3
 
 For each case, one draw of train/validation/test pairs (seed 0) and a second, disjoint
-draw of test-sized pairs (seed 1) *outside* the construction set. ``constructed`` is built
+draw of test-sized pairs (seed 1, independent of the first) *outside* the construction set. ``constructed`` is built
 on train + validation + test (the theorem's input-restricted setting) and scored on them
 by :func:`causalab.evaluate`; ``rotation`` is fitted on train, stopped on validation,
 scored on test. Both are then scored on the outside pairs. One thread.
