@@ -122,8 +122,8 @@ class ConstructedMap(AlignmentMap):
         ``2 * atol`` apart from each other (so the swap is a well-defined involution).
         """
         if codes.shape != targets.shape or codes.dim() != 2 or codes.shape[1] != self.width:
-            raise AlignmentError(f"constructed: codes {tuple(codes.shape)} and targets {tuple(targets.shape)} must both "
-                                 f"be (n, {self.width})")
+            raise AlignmentError(f"constructed: codes {tuple(codes.shape)} and targets {tuple(targets.shape)} "
+                                 f"must both be (n, {self.width})")
         if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol >= 0:
             raise AlignmentError(f"constructed: atol must be a non-negative number, got {atol!r}")
         points = torch.cat([codes, targets])

@@ -228,7 +228,10 @@ def fit_constructed(
     pair of ``sets`` (train, validation, test; a set repeated is used once) and return a :class:`FitResult`
     whose ``best_val_iia`` is the IIA on the second set and whose one history record holds the
     :class:`Construction`."""
-    unique = list({id(p): (d, p) for d, p in sets}.values())  # validate_on="train": the validation set is train
+    unique: list[tuple[CounterfactualDataset, PreparedPairs]] = []
+    for d, p in sets:  # validate_on="train": the validation pairs are the training pairs, prepared once
+        if all(p is not q for _, q in unique):
+            unique.append((d, p))
     construct_alignment(target, site, task, partition, [d for d, _ in unique], phi=phi, prepared=[p for _, p in unique],
                         loss=pair_loss if loss == "pair" else None, seed=seed)
     built = phi.construction
@@ -416,7 +419,8 @@ def _search_batch(target: Target, site: Site, task: Task, prepared: Sequence[Pre
 
 
 def _forward(target: Target, site: Site, task: Task, prepared: Sequence[PreparedPairs], set_of: torch.Tensor,
-             row_of: torch.Tensor, q: torch.Tensor, group: torch.Tensor, loss_fn: Loss) -> tuple[torch.Tensor, torch.Tensor]:
+             row_of: torch.Tensor, q: torch.Tensor, group: torch.Tensor,
+             loss_fn: Loss) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss (mean over the rows) and each row's ``task.correct`` with row ``i`` patched to ``q[group[i]]``."""
     total = q.new_zeros(())
     correct = torch.zeros(len(group), dtype=torch.bool)

@@ -39,6 +39,16 @@ def test_random_mlp_scores_iia_one_on_its_pairs_and_chance_outside():
     assert outside < 0.7
 
 
+def test_validating_on_the_training_pairs_builds_on_train_and_test():
+    task, target, site, data, partition = mlp_setup(300)
+    train, val, test = data.split([100, 100, 100])
+    settings = cl.MeasureSettings(n_train=100, n_val=100, n_test=100, intervention_size=4, validate_on="train")
+    result = cl.measure(target, site, task, "constructed", settings, pairs=(train, val, test), partition=partition)
+    built = result.fit.history[0]["construction"]
+    assert built["pairs"] == 200 and result.test_iia == result.fit.best_val_iia == 1.0
+    assert result.score(target, site, task, val).iia < 0.8  # the validation pairs were not built on
+
+
 def test_tiny_random_lm_scores_iia_one():
     config = cl.ExperimentConfig(algorithm="ioi_pattern", target="random", target_options={"size": "tiny"},
                                  position="last", layer=1, alignment="constructed", **SMALL)
@@ -78,7 +88,8 @@ def test_a_non_injective_site_is_refused_naming_two_inputs():
     for name in ("x1", "x2", "x3"):
         data.base[name][1] = data.base[name][0]
     data.base["x4"][1] = data.base["x4"][0] + 0.25
-    with pytest.raises(NotInjectiveError, match=r"not injective.*base of pair 0 in dataset 0.*base of pair 1 in dataset 0"):
+    named = r"not injective.*base of pair 0 in dataset 0.*base of pair 1 in dataset 0"
+    with pytest.raises(NotInjectiveError, match=named):
         cl.construct_alignment(target, site, task, partition, data)
 
 
