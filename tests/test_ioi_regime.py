@@ -166,3 +166,14 @@ def test_the_regime_sweep_and_the_controls_script_run_at_smoke_size(tmp_path):
     assert all(0 <= r["iia"] <= 1 and r["n"] == 64 for r in rows)
     assert load_benchmark("ioi_controls").main([str(results), "--maps", str(maps), "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == len(rows)  # scored runs are skipped
+
+
+def test_the_regime_figure_draws_the_committed_fits(tmp_path):
+    from conftest import load_benchmark
+
+    script = load_benchmark("ioi_regime_figure")
+    assert script.main(["--out", str(tmp_path / "curves")]) == 0
+    rows = json.loads((tmp_path / "curves.json").read_text())["points"]
+    assert len({r["hash"] for r in rows}) >= 8  # the core profile's 14m fits, one line each
+    assert max(r["val_iia"] for r in rows) > 0.9  # the jump is in the committed curves
+    assert script.main(["--size", "1.4b", "--out", str(tmp_path / "none")]) == 1
