@@ -8,7 +8,7 @@ from causalab.measure import Measurement
 from causalab.scores import selectivity
 from causalab.train import FitResult
 
-MLP, IOI, IOI_SCALE, IOI_STEPS = SOURCES
+MLP, IOI, IOI_SCALE, IOI_STEPS, IOI_REGIME = SOURCES
 
 
 def record(target, alignment, iia, n, params, *, seed=0, step=None, algorithm="both_equality_relations"):
@@ -87,6 +87,20 @@ def test_ioi_steps_scores_the_trained_lm_against_its_step_0_leaving_random_lms_o
     final = record("trained", "revnet", 0.62, 1000, 64, step="final", algorithm="ioi_pattern")
     (named,) = record_groups(IOI_STEPS, [final, recs[1]], threshold=0.9)  # step "final" is the trained LM too
     assert named.maps["revnet"]["selectivity"].real_score == Score(620, 1000)
+
+
+def test_ioi_regime_scores_the_trained_lm_against_its_step_0_without_extra_fits(tmp_path):
+    from causalab.dilemma.scores import measure_extras, ScorePlan
+    from causalab.experiments.store import ResultStore
+
+    recs = [record("trained", "revnet", 0.62, 1000, 64, algorithm="ioi_pattern"),
+            record("trained", "revnet", 0.55, 1000, 64, step=0, algorithm="ioi_pattern"),
+            record("random", "revnet", 0.95, 1000, 64, algorithm="ioi_pattern")]
+    (group,) = record_groups(IOI_REGIME, recs, threshold=0.9)
+    assert group.maps["revnet"]["selectivity"].difference.estimate == pytest.approx(0.07)
+    # its controls are benchmarks/ioi_controls.py's on the saved maps: nothing is fitted here
+    measure_extras(group, ScorePlan({}, None, ()), ResultStore(tmp_path / "m.jsonl"))
+    assert group.extras == {}
 
 
 def test_missing_ioi_is_reported_not_raised(tmp_path):
