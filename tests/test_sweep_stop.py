@@ -79,11 +79,18 @@ def sweep_file(tmp_path, monkeypatch):
     return f
 
 
+def default_signals() -> None:
+    """In the child: the signals' default dispositions, even when this test runs in a background job (which
+    starts with SIGINT ignored) or under nohup (SIGHUP ignored): the case the test is about."""
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start(sweep_file: Path, results: Path) -> tuple[subprocess.Popen, list[int]]:
     """A two-worker sweep as its own process, once both workers run; and the workers' pids."""
     proc = subprocess.Popen([sys.executable, "-m", "causalab.cli", "sweep", str(sweep_file), "--results", str(results),
                              "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=default_signals)
     assert wait_until(lambda: len(children(proc.pid)) == 2 or proc.poll() is not None, 30), "no workers started"
     workers = children(proc.pid)
     assert len(workers) == 2 and proc.poll() is None, proc.communicate()
