@@ -177,3 +177,12 @@ def test_the_regime_figure_draws_the_committed_fits(tmp_path):
     assert len({r["hash"] for r in rows}) >= 8  # the core profile's 14m fits, one line each
     assert max(r["val_iia"] for r in rows) > 0.9  # the jump is in the committed curves
     assert script.main(["--size", "1.4b", "--out", str(tmp_path / "none")]) == 1
+
+
+def test_the_regime_tables_print_every_committed_fit_and_control(capsys):
+    from conftest import load_benchmark
+
+    assert load_benchmark("ioi_regime_tables").main([]) == 0
+    fits, controls = capsys.readouterr().out.strip().split("\n\n")
+    assert "fixed roles, 21 names" in fits and "| - |" in fits  # a fit that never jumped has no jump step
+    assert len(controls.splitlines()) >= 10 and "swapped roles" in controls.splitlines()[0]
