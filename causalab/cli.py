@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import os
 import signal
 import sys
 import threading
@@ -87,7 +88,7 @@ def _ints(values: Sequence[str], name: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="causalab", description=__doc__)
-    p.add_argument("--plugin", action="append", default=[], help="import a module that registers algorithms or alignments")
+    p.add_argument("--plugin", action="append", default=[], help="import a module that registers algorithms or alignments (found in the working folder too, as python -m finds it)")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="fit alignment maps and print an IIA table")
@@ -414,11 +415,25 @@ def _stopped(exc: KeyboardInterrupt, what_next: str = "") -> int:
     return 128 + int(signum)
 
 
+def _working_folder_on_path() -> None:
+    """Let ``--plugin NAME`` find a module in the working folder, as ``python -m`` does.
+
+    A console script's ``sys.path[0]`` is the folder of the script (the environment's
+    ``bin``), not the working folder, so ``causalab --plugin mymodule`` would otherwise need
+    ``PYTHONPATH=.``. The folder goes first, as ``python -m`` puts it; sweep workers inherit it.
+    """
+    cwd = os.getcwd()
+    if not any(os.path.abspath(entry or os.curdir) == cwd for entry in sys.path):
+        sys.path.insert(0, cwd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     with _stop_on_signals():
         try:
+            if args.plugin:
+                _working_folder_on_path()
             for module in args.plugin:
                 import_plugin(module)
             if args.command == "list":
