@@ -21,8 +21,9 @@ from causalab.registry import (
 from causalab.saved_alignment import SavedAlignment, load_alignment, save_alignment
 from causalab.train import FitConfig, evaluate, fit_alignment, prepare
 
-# the pyvene export imports pyvene (and transformers) on first use: seconds that `import causalab` does not pay
-_PYVENE_EXPORTS = ("to_pyvene", "pyvene_module", "pyvene_representation", "pyvene_unit_locations")
+# the pyvene export imports pyvene (and transformers) on first use: seconds that `import causalab` does not pay;
+# `causalab.pyvene` is pyvene itself, imported without the notice it prints on import
+_PYVENE_EXPORTS = ("to_pyvene", "pyvene_module", "pyvene_representation", "pyvene_unit_locations", "pyvene")
 
 
 def __getattr__(name: str):
@@ -66,6 +67,7 @@ __all__ = [
     "make_task",
     "measure",
     "prepare",
+    "pyvene",
     "pyvene_module",
     "pyvene_representation",
     "pyvene_unit_locations",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
+import os
 import signal
 import sys
 import threading
@@ -19,7 +21,8 @@ from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
 from causalab.dilemma import EXPERIMENTS
 from causalab.experiments.grid import load_sweep
-from causalab.experiments.report import format_table
+from causalab.experiments.report import CHANCE_MARK, format_table, with_chance_note
+from causalab.experiments.summary import at_chance
 from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
@@ -85,7 +88,7 @@ def _ints(values: Sequence[str], name: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="causalab", description=__doc__)
-    p.add_argument("--plugin", action="append", default=[], help="import a module that registers algorithms or alignments")
+    p.add_argument("--plugin", action="append", default=[], help="import a module that registers algorithms or alignments (found in the working folder too, as python -m finds it)")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="fit alignment maps and print an IIA table")
@@ -166,7 +169,7 @@ def cmd_list(what: str) -> int:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.3f}"
+    return "-" if math.isnan(x) else f"{x:.3f}"
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -234,11 +237,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             written += store.append(res.to_record(), unique=True)
         lo, hi = res.test.overall.interval
         per = " ".join(f"{k}={_fmt(s.accuracy)}" for k, s in res.test.per_set.items())
+        mark = f" {CHANCE_MARK}" if at_chance(lo, hi, res.chance) else ""
         rows.append([cfg.algorithm, cfg.target, str(cfg.layer), cfg.alignment, str(cfg.seed), str(res.num_parameters),
-                     _fmt(res.test.iia), f"[{_fmt(lo)}, {_fmt(hi)}]", per])
+                     _fmt(res.test.iia) + mark, f"[{_fmt(lo)}, {_fmt(hi)}]", _fmt(res.chance), _fmt(res.network_accuracy),
+                     per])
     bar.close()
-    header = ["algorithm", "target", "layer", "alignment", "seed", "params", "IIA", "95% CI", "per variable set"]
-    print(format_table(header, rows, fmt="plain"), end="")
+    header = ["algorithm", "target", "layer", "alignment", "seed", "params", "IIA", "95% CI", "chance", "network acc",
+              "per variable set"]
+    print(with_chance_note(format_table(header, rows, fmt="plain"), rows, fmt="plain"), end="")
     test_sizes = sorted({c.n_test for c in configs})
     print(f"\n{len(rows)} runs in {time.perf_counter() - start:.1f}s; test pairs per run: {', '.join(map(str, test_sizes))}")
     if store is not None:
@@ -409,11 +415,25 @@ def _stopped(exc: KeyboardInterrupt, what_next: str = "") -> int:
     return 128 + int(signum)
 
 
+def _working_folder_on_path() -> None:
+    """Let ``--plugin NAME`` find a module in the working folder, as ``python -m`` does.
+
+    A console script's ``sys.path[0]`` is the folder of the script (the environment's
+    ``bin``), not the working folder, so ``causalab --plugin mymodule`` would otherwise need
+    ``PYTHONPATH=.``. The folder goes first, as ``python -m`` puts it; sweep workers inherit it.
+    """
+    cwd = os.getcwd()
+    if not any(os.path.abspath(entry or os.curdir) == cwd for entry in sys.path):
+        sys.path.insert(0, cwd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     with _stop_on_signals():
         try:
+            if args.plugin:
+                _working_folder_on_path()
             for module in args.plugin:
                 import_plugin(module)
             if args.command == "list":

@@ -10,6 +10,7 @@ also writes the results-file record. Hidden states are cached once per dataset
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import math
@@ -32,6 +33,7 @@ from causalab.metrics import IIAResult
 from causalab.neural.target import Site, Target
 from causalab.registry import make_alignment
 from causalab.train import LOSSES, LR_SCHEDULES, MONITORS, PLATEAU_ON, FitConfig, FitResult, evaluate, fit_alignment, prepare
+from causalab.train import PreparedPairs, index_inputs
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 VALIDATE_ON = ("val", "train")
@@ -166,8 +168,12 @@ class MeasureSettings:
 class Measurement:
     """One fitted map: its spec, complexity, IIA on its training and test pairs, and how the fit went.
 
-    ``config`` is the run's config when the measurement is one run of an experiment;
-    :meth:`to_record` then writes the results-file record.
+    Beside the test IIA it keeps what the IIA is read against: ``chance``, the IIA of always
+    answering the most frequent counterfactual class (:func:`chance_level`), and
+    ``network_accuracy``, how often the network itself, without intervention, gives the
+    algorithm's own output on the test bases (:func:`network_accuracy`). ``config`` is the
+    run's config when the measurement is one run of an experiment; :meth:`to_record` then
+    writes the results-file record.
     """
 
     spec: str
@@ -179,6 +185,7 @@ class Measurement:
     partition: Partition | None = field(default=None, repr=False)
     dtype: torch.dtype = torch.float32
     chance: float = float("nan")
+    network_accuracy: float = float("nan")
     width: int | None = None
     seconds: float = 0.0
     config: Any = None
@@ -207,11 +214,13 @@ class Measurement:
             "test": self.test.to_dict(),
             "epochs_run": self.fit.epochs_run,
             "chance": self.chance,
+            "network_accuracy": self.network_accuracy,
         }
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready results-file record: config, hash, IIA (overall and per variable set, with 95%
-        intervals), sizes, timing and versions. Needs the run's ``config``."""
+        intervals), the chance level and the network's own accuracy beside it (``None`` where
+        undefined), sizes, timing and versions. Needs the run's ``config``."""
         if self.config is None:
             raise ConfigFieldError("config", f"the measurement of {self.spec!r} was not made from a config; it has no record")
         cfg = self.config
@@ -220,6 +229,8 @@ class Measurement:
             "hash": cfg.hash(),
             "iia": self.test.iia,
             "test": self.test.to_dict(),
+            "chance": _number_or_none(self.chance),
+            "network_accuracy": _number_or_none(self.network_accuracy),
             "train_iia": self.train.iia,
             "best_val_iia": self.fit.best_val_iia,
             "epochs_run": self.fit.epochs_run,
@@ -236,6 +247,10 @@ class Measurement:
             **({"settings": settings} if (settings := result_settings()) else {}),
             **({"map_file": self.map_file} if self.map_file is not None else {}),
         }
+
+
+def _number_or_none(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else float(x)
 
 
 def versions() -> dict[str, str]:
@@ -273,6 +288,29 @@ def chance_level(labels: torch.Tensor) -> float:
     if labels.dim() != 1 or len(labels) == 0:
         return float("nan")
     return float(torch.bincount(labels.long().cpu()).max()) / len(labels)
+
+
+@torch.no_grad()
+def network_accuracy(
+    target: Target, site: Site, task: Task, data: CounterfactualDataset, pairs: PreparedPairs, batch_size: int = 8192
+) -> float:
+    """How often the network, without intervention, gives the algorithm's own output on the bases of ``data``.
+
+    The algorithm's output on each base is labelled as a counterfactual whose value is the
+    base's own (for IOI: ``[the base's answer, its other name]``) and scored by
+    ``task.correct`` on the network's logits. ``pairs`` are ``data`` prepared at ``site``: the
+    logits come from :meth:`Target.patched_logits` with the cached, unchanged base state, so
+    an LM runs only the blocks above the site, once per base.
+    """
+    if len(pairs) == 0:
+        return float("nan")
+    labels = task.labels(dataclasses.replace(data, counterfactual_outputs=data.base_outputs)).to(pairs.labels.device)
+    correct = []
+    for i in range(0, len(pairs), batch_size):
+        idx = slice(i, i + batch_size)
+        logits = target.patched_logits(index_inputs(pairs.base_inputs, idx), site, pairs.h_base[idx])
+        correct.append(task.correct(logits, labels[idx]))
+    return float(torch.cat(correct).float().mean())
 
 
 def default_partition(task: Task, width: int, size: int) -> Partition:
@@ -359,6 +397,6 @@ def measure(
     train_iia = evaluate(target, site, phi, partition, task, train)
     return Measurement(
         spec=describe_spec(spec), num_parameters=phi.num_parameters, train=train_iia, test=test_iia, fit=fit,
-        phi=phi, partition=partition, dtype=dtype, chance=chance_level(test.labels), width=partition.width,
-        seconds=time.perf_counter() - start,
+        phi=phi, partition=partition, dtype=dtype, chance=chance_level(test.labels),
+        network_accuracy=network_accuracy(target, site, task, test_d, test), width=partition.width, seconds=time.perf_counter() - start,
     )

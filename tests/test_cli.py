@@ -65,3 +65,27 @@ def test_run_json_appends_records_through_the_results_store(tmp_path, capsys):
     assert main(args) == 0  # the same runs again: recorded once
     assert "0 records appended to" in capsys.readouterr().out
     assert [r["hash"] for r in load_records(tmp_path / "r.jsonl")] == [r["hash"] for r in first]
+
+
+def test_a_plugin_module_in_the_working_folder_is_found_without_pythonpath(tmp_path, monkeypatch, capsys):
+    """``causalab --plugin mymodule`` from the folder holding mymodule.py, as ``python -m`` would find it."""
+    import os
+    import sys
+
+    from causalab.registry import ALGORITHMS
+
+    (tmp_path / "my_cwd_plugin.py").write_text(
+        "import dataclasses\nimport causalab as cl\n\n"
+        "@cl.register_algorithm('cwd_plugin_equality')\n"
+        "def task() -> cl.Task:\n"
+        "    return dataclasses.replace(cl.make_task('left_equality_relation'), name='cwd_plugin_equality')\n")
+    ALGORITHMS.names()  # the built-ins loaded, so that the copy below holds them
+    monkeypatch.setattr(ALGORITHMS, "_items", dict(ALGORITHMS._items))
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if os.path.abspath(p or os.curdir) != str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "my_cwd_plugin", raising=False)
+    monkeypatch.chdir(tmp_path)
+    try:
+        assert main(["--plugin", "my_cwd_plugin", "list", "algorithms"]) == 0
+    finally:
+        sys.modules.pop("my_cwd_plugin", None)
+    assert "cwd_plugin_equality" in capsys.readouterr().out

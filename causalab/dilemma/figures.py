@@ -61,7 +61,7 @@ def headline_figure(maps: Sequence[dict[str, Any]], progression: Sequence[dict[s
             ax.set_xlabel("MLP training samples seen (0 = random initialisation)")
             ax.set_title(f"(b) {alg}, layer {layer}: across training", fontsize=9)
             ax.legend(fontsize=8, title="alignment map", title_fontsize=8)
-        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.axhline(_chance(recs), color="grey", lw=0.8, ls=":")  # the runs' chance level
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("test IIA")
         ax.grid(alpha=0.3)
@@ -104,11 +104,17 @@ def _ioi_panel(ax, recs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     title = "fixed vs random name roles" if any(r["config"].get("task_options") for r in recs) else "shared vs disjoint names"
     ax.set_title(f"(c) IOI pattern, last token: {title}", fontsize=9)
     ax.legend(fontsize=7)
-    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.axhline(_chance(recs), color="grey", lw=0.8, ls=":")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("test IIA")
     ax.grid(alpha=0.3, axis="y")
     return rows
+
+
+def _chance(recs: Sequence[dict[str, Any]]) -> float:
+    """The runs' mean chance level where their records have it, else 0.5 (two balanced classes; IOI's two names)."""
+    values = [r["chance"] for r in recs if isinstance(r.get("chance"), (int, float)) and r["chance"] == r["chance"]]
+    return sum(values) / len(values) if values else 0.5
 
 
 def _spread(std: Any) -> float:

@@ -2,8 +2,8 @@
 
 A record is read through :func:`~causalab.experiments.summary.flatten`: config fields by name (``alignment``,
 ``layer``, ``target_options.hidden``), and metrics ``iia``, ``ci_low``, ``ci_high``,
-``train_iia``, ``num_parameters``, ``width``, ``seconds`` and ``iia[V1]`` per
-intervention set. :func:`~causalab.experiments.summary.summarize` groups by fields (by default every config field
+``train_iia``, ``num_parameters``, ``width``, ``seconds``, ``iia[V1]`` per
+intervention set, and what an IIA is read against: ``chance`` and ``network_accuracy``. :func:`~causalab.experiments.summary.summarize` groups by fields (by default every config field
 that varies, except the seeds) and aggregates each metric over the group.
 """
 
@@ -39,19 +39,54 @@ def _num(x: Any, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+CHANCE_MARK = "~"
+CHANCE_NOTE = (f"{CHANCE_MARK}: the IIA's 95% interval contains its chance level ({CHANCE_MARK}k/n: in k of the row's n runs). "
+               "chance: the IIA of always answering the most frequent class; network acc: the network's own "
+               "accuracy on the test bases, without intervention.")
+
+
+def chance_mark(stats: dict[str, dict[str, float]], n: int) -> str:
+    """``" ~"`` when every run's IIA interval contains its chance level, ``" ~k/n"`` when k of n do, else ``""``."""
+    share = stats.get("at_chance", {}).get("mean")
+    if share is None or math.isnan(share) or share == 0:
+        return ""
+    k = round(share * n)
+    return f" {CHANCE_MARK}" if k >= n else f" {CHANCE_MARK}{max(k, 1)}/{n}"
+
+
+def _reference_columns(summary: Sequence[SummaryRow]) -> list[str]:
+    """The chance and network-accuracy columns, where some row has them (records older than them do not)."""
+    return [m for m in ("chance", "network_accuracy") if any(not math.isnan(s.stats.get(m, {}).get("mean", math.nan))
+                                                              for s in summary)]
+
+
+REFERENCE_HEADERS = {"chance": "chance", "network_accuracy": "network acc"}
+
+
 def table_rows(summary: Sequence[SummaryRow], metric: str = "iia") -> tuple[list[str], list[list[str]]]:
-    """Header and text cells: group fields, runs, metric mean ± std [min, max], map parameters."""
+    """Header and text cells: group fields, runs, metric mean ± std [min, max], chance level, network accuracy,
+    map parameters. An IIA mean whose runs' 95% intervals contain the chance level is marked (:data:`CHANCE_NOTE`)."""
     if not summary:
         return [], []
     by = list(summary[0].key)
-    header = [*by, "runs", f"{metric} mean", "± std", "min", "max", "params"]
+    refs = _reference_columns(summary)
+    header = [*by, "runs", f"{metric} mean", "± std", "min", "max", *(REFERENCE_HEADERS[m] for m in refs), "params"]
     body = []
     for s in summary:
         st = s.stats.get(metric, {})
         params = s.stats.get("num_parameters", {}).get("mean")
-        body.append([*(_num(s.key[b]) for b in by), str(s.n), _num(st.get("mean")), _num(st.get("std")),
-                     _num(st.get("min")), _num(st.get("max")), _num(params, 0) if params is not None else "-"])
+        mark = chance_mark(s.stats, s.n) if metric == "iia" else ""
+        body.append([*(_num(s.key[b]) for b in by), str(s.n), _num(st.get("mean")) + mark, _num(st.get("std")),
+                     _num(st.get("min")), _num(st.get("max")), *(_num(s.stats.get(m, {}).get("mean")) for m in refs),
+                     _num(params, 0) if params is not None else "-"])
     return header, body
+
+
+def with_chance_note(table: str, body: Sequence[Sequence[str]], fmt: str = "markdown") -> str:
+    """``table`` with :data:`CHANCE_NOTE` below it when some cell carries the chance mark."""
+    if not any(f" {CHANCE_MARK}" in cell for row in body for cell in row):
+        return table
+    return table + ("\n" if fmt == "markdown" else "") + CHANCE_NOTE + "\n"
 
 
 def format_table(header: Sequence[str], body: Sequence[Sequence[str]], fmt: str = "markdown") -> str:
@@ -73,18 +108,20 @@ def format_table(header: Sequence[str], body: Sequence[Sequence[str]], fmt: str 
 
 def summary_table(records: Sequence[dict[str, Any]], by: Sequence[str] | None = None, fmt: str = "markdown",
                   metric: str = "iia") -> str:
-    """The headline table: ``metric`` mean and spread over seeds, grouped by ``by``."""
-    return format_table(*table_rows(summarize(records, by), metric), fmt=fmt)
+    """The headline table: ``metric`` mean and spread over seeds, grouped by ``by``, beside its chance level."""
+    header, body = table_rows(summarize(records, by), metric)
+    return with_chance_note(format_table(header, body, fmt=fmt), body, fmt)
 
 
 def layer_table(records: Sequence[dict[str, Any]], fmt: str = "markdown", metric: str = "iia") -> str:
-    """IIA per layer: one row per (algorithm, target, alignment, other varying fields), one column per layer."""
+    """IIA per layer: one row per (algorithm, target, alignment, other varying fields), one column per layer,
+    then the row's chance level and network accuracy (the same network and test bases at every layer)."""
     rows = [flatten(r) for r in records]
     if not rows:
         return format_table([], [], fmt)
     rest = [f for f in varying_fields(rows, exclude=(*SEED_FIELDS, "layer"))]
     by = [f for f in ("algorithm", "target", "alignment") if f not in rest] + rest
-    summary = summarize(records, by=[*by, "layer"], metrics=[metric])
+    summary = summarize(records, by=[*by, "layer"], metrics=[metric, "at_chance"])
     layers = sorted({s.key["layer"] for s in summary}, key=sort_key)
     cells: dict[str, dict[Any, str]] = {}
     keys: dict[str, list[str]] = {}
@@ -92,10 +129,14 @@ def layer_table(records: Sequence[dict[str, Any]], fmt: str = "markdown", metric
         tag = json.dumps([s.key[b] for b in by], default=str)
         keys[tag] = [_num(s.key[b]) for b in by]
         st = s.stats.get(metric, {})
-        cells.setdefault(tag, {})[s.key["layer"]] = f"{_num(st.get('mean'))} ± {_num(st.get('std'))}"
-    header = [*by, *(f"layer {ly}" for ly in layers)]
-    body = [[*keys[t], *(cells[t].get(ly, "-") for ly in layers)] for t in keys]
-    return format_table(header, body, fmt)
+        mark = chance_mark(s.stats, s.n) if metric == "iia" else ""
+        cells.setdefault(tag, {})[s.key["layer"]] = f"{_num(st.get('mean'))} ± {_num(st.get('std'))}{mark}"
+    per_row = {json.dumps([s.key[b] for b in by], default=str): s for s in summarize(records, by=by, metrics=list(REFERENCE_HEADERS))}
+    refs = _reference_columns(list(per_row.values()))
+    header = [*by, *(f"layer {ly}" for ly in layers), *(REFERENCE_HEADERS[m] for m in refs)]
+    body = [[*keys[t], *(cells[t].get(ly, "-") for ly in layers), *(_num(per_row[t].stats.get(m, {}).get("mean")) for m in refs)]
+            for t in keys]
+    return with_chance_note(format_table(header, body, fmt), body, fmt)
 
 
 def write_report(
@@ -119,7 +160,8 @@ def write_report(
     ext = "md" if fmt == "markdown" else "txt"
     files: dict[str, Path] = {}
     summary = summarize(records, by)
-    (out / f"summary.{ext}").write_text(format_table(*table_rows(summary), fmt=fmt))
+    header, body = table_rows(summary)
+    (out / f"summary.{ext}").write_text(with_chance_note(format_table(header, body, fmt=fmt), body, fmt))
     files["summary"] = out / f"summary.{ext}"
     files["summary_csv"] = write_csv(out / "summary.csv", [s.to_dict() for s in summary])
     files["runs_csv"] = write_csv(out / "runs.csv", [flatten(r) for r in records])

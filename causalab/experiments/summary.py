@@ -22,8 +22,21 @@ from causalab.experiments.config import ExperimentConfig
 SEED_FIELDS = ("seed", "target_seed")
 
 
+def at_chance(ci_low: float | None, ci_high: float | None, chance: float | None) -> bool | None:
+    """Whether an IIA's 95% interval ``[ci_low, ci_high]`` contains the chance level (None when one is unknown)."""
+    values = (ci_low, ci_high, chance)
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        return None
+    return ci_low <= chance <= ci_high
+
+
 def flatten(record: dict[str, Any]) -> dict[str, Any]:
-    """One flat row per record: config fields (nested options dotted) and the metrics."""
+    """One flat row per record: config fields (nested options dotted) and the metrics.
+
+    Beside the IIA: ``chance`` (its chance level), ``network_accuracy`` (the un-intervened
+    network's accuracy on the test bases) and ``at_chance`` (1.0 when the IIA's 95% interval
+    contains the chance level, else 0.0), where the record has them.
+    """
     row: dict[str, Any] = {}
     for key, value in record.get("config", {}).items():
         if isinstance(value, dict) and key != "partition":
@@ -37,9 +50,12 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     row["ci_low"], row["ci_high"] = overall.get("ci_low"), overall.get("ci_high")
     for name, score in test.get("per_set", {}).items():
         row[f"iia[{name}]"] = score.get("iia")
-    for key in ("train_iia", "best_val_iia", "num_parameters", "width", "seconds", "hash"):
+    for key in ("chance", "network_accuracy", "train_iia", "best_val_iia", "num_parameters", "width", "seconds", "hash"):
         if key in record:
             row[key] = record[key]
+    flag = at_chance(row["ci_low"], row["ci_high"], record.get("chance"))
+    if flag is not None:
+        row["at_chance"] = float(flag)
     return row
 
 
@@ -89,7 +105,8 @@ def summarize(
 
     ``by`` defaults to the varying config fields except seeds, so a group's spread is
     the spread over seeds. ``metrics`` defaults to ``iia``, the per-set IIAs,
-    ``train_iia`` and ``num_parameters``.
+    ``train_iia``, ``num_parameters``, and where the records have them ``chance``,
+    ``network_accuracy`` and ``at_chance`` (its mean: the share of runs at chance).
     """
     rows = [flatten(r) for r in records]
     if not rows:
@@ -101,7 +118,7 @@ def summarize(
         raise ReportError(f"cannot group by {unknown}: the records have no such field; fields: {', '.join(sorted(known))}")
     if metrics is None:
         per_set = sorted(k for k in known if k.startswith("iia["))
-        metrics = ["iia", *per_set, "train_iia", "num_parameters"]
+        metrics = ["iia", *per_set, "train_iia", "num_parameters", "chance", "network_accuracy", "at_chance"]
     groups: dict[str, list[dict[str, Any]]] = {}
     keys: dict[str, dict[str, Any]] = {}
     for row in rows:

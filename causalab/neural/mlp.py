@@ -131,11 +131,48 @@ def train_mlp(
     n_test: int = 20_000,
     checkpoints: Sequence[int] = (),
 ) -> tuple[MLPTarget, dict]:
-    """Train the task's MLP (Adam, fresh samples each epoch, early stopping on validation accuracy).
+    """Train the task's MLP on the algorithm's own input-output pairs (Adam, early stopping on validation accuracy).
 
-    Returns the model with the best validation accuracy and a report with its test
-    accuracy. ``checkpoints`` lists sample counts at which copies are kept
-    (``report["checkpoints"]``), for training-progression experiments.
+    This is what ``target="trained"`` does for any task with an ``input_width``, a user's own
+    included (through :func:`trained_mlp`, which caches the result per ``task.family``, seed and
+    options); call it directly for a network that is not cached, or to read the training report.
+    Each epoch draws ``epoch_size`` fresh inputs from the algorithm (:meth:`Task.factual`: the
+    task's encoding of the inputs and its labels of the outputs) until ``samples`` are seen or
+    validation accuracy has not improved for ``patience`` epochs.
+
+    Parameters
+    ----------
+    task : the task whose algorithm labels the data; ``task.input_width`` sets the input,
+        ``task.n_classes`` the output.
+    seed : seeds the initialisation and the data.
+    hidden, depth : ``depth`` hidden layers of width ``hidden`` (default ``task.hidden_width``,
+        else the input width, as in the paper), each Linear + ReLU.
+    samples, epoch_size, batch_size, lr, patience : the training budget and rule.
+    n_test : the size of the validation set and of the test set.
+    checkpoints : sample counts at which copies of the weights are kept
+        (``report["checkpoints"]``), for training-progression experiments.
+
+    Returns
+    -------
+    The frozen model with the best validation accuracy, and a report: ``val_accuracy``,
+    ``test_accuracy``, ``samples_seen``, ``history`` (per epoch) and ``checkpoints``.
+
+    Raises
+    ------
+    ConfigError : the task sets no ``input_width`` (it has no MLP).
+
+    Example
+    -------
+    >>> import causalab as cl
+    >>> task = cl.make_task("left_equality_relation")
+    >>> model, report = cl.train_mlp(task, seed=0, samples=4096, epoch_size=2048, n_test=500)
+    >>> model.width(cl.Site(layer=1)), report["samples_seen"], 0.0 <= report["test_accuracy"] <= 1.0
+    (16, 4096, True)
+
+    See also
+    --------
+    trained_mlp : the cached network ``target="trained"`` builds; random_mlp : the same
+    architecture untrained.
     """
     gen = torch.Generator().manual_seed(10_000 + seed)
     torch.manual_seed(seed)

@@ -14,7 +14,9 @@ The export, for use in one's own ``pyvene.IntervenableModel``:
 - :func:`pyvene_module` ``(target)``: the module to wrap (an LM's Hugging Face model,
   an MLP target itself);
 - :func:`pyvene_unit_locations` ``(target, site, base, sources)``: the token positions
-  of the site in each row (``None`` for an MLP, whose hidden state has no positions).
+  of the site in each row (``None`` for an MLP, whose hidden state has no positions);
+- ``causalab.pyvene``: pyvene itself, imported without the notice it prints (``import
+  pyvene`` before causalab has imported it prints "nnsight is not detected ...").
 """
 
 from __future__ import annotations
@@ -29,15 +31,20 @@ from causalab.errors import AlignmentError, ArchitectureError, SiteError
 from causalab.intervene import Partition, interchange
 from causalab.neural.target import Site, Target
 
-try:  # pyvene prints a notice about an optional backend on import; keep library code quiet
-    import contextlib
-    import io
+import contextlib
+import io
+import warnings
 
-    with contextlib.redirect_stdout(io.StringIO()):
+try:  # pyvene prints "nnsight is not detected" on import, and its imports may warn: library code stays quiet.
+    # Both are muted only while pyvene is imported: sys.stdout and the warning filters are restored after.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         import pyvene as pv
-    from pyvene.models.interventions import DistributedRepresentationIntervention, TrainableIntervention
+        from pyvene.models.interventions import DistributedRepresentationIntervention, TrainableIntervention
 except ImportError as exc:  # pragma: no cover - pyvene is a declared dependency
     raise ImportError(f"the pyvene engine needs pyvene installed: {exc}") from exc
+
+pyvene = pv  # ``causalab.pyvene``: the module itself, imported without its chatter
 
 
 class AlignmentIntervention(TrainableIntervention, DistributedRepresentationIntervention):
