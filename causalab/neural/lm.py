@@ -413,10 +413,37 @@ def from_pretrained(path_or_name: str | os.PathLike, revision: str | None = None
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # transformers' loading progress bar
             model = AutoModelForCausalLM.from_pretrained(src, revision=revision, dtype=dtype, **kwargs)
-            tokenizer = AutoTokenizer.from_pretrained(src, revision=revision, **kwargs)
+            tokenizer = _saved_tokenizer(src, AutoTokenizer.from_pretrained(src, revision=revision, **kwargs), **kwargs)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load a causal LM from {src!r} (revision {revision!r}): {exc}") from exc
     return LMTarget(model.eval(), tokenizer, engine=engine, positions=positions).freeze()
+
+
+GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def _saved_tokenizer(src: str, tokenizer: Any, **kwargs: Any) -> Any:
+    """The tokenizer a local folder saved, where ``AutoTokenizer`` picked the model family's own class instead.
+
+    transformers maps some model types to their family's tokenizer (a ``qwen2`` folder loads as
+    ``Qwen2Tokenizer``, which rebuilds a byte-level BPE from the vocabulary), even when the folder
+    saved a plain fast tokenizer (``tokenizer_class`` ``TokenizersBackend``), such as the word-level
+    one of :mod:`causalab.neural.wordlevel`; the ids would then change. Such a folder is reloaded
+    as the plain fast tokenizer it saved.
+    """
+    import json
+    from pathlib import Path
+
+    from transformers import PreTrainedTokenizerFast
+
+    folder = Path(src)
+    config = folder / "tokenizer_config.json"
+    if not (config.is_file() and (folder / "tokenizer.json").is_file()):
+        return tokenizer
+    saved = json.loads(config.read_text()).get("tokenizer_class")
+    if saved in GENERIC_TOKENIZERS and type(tokenizer).__name__ not in GENERIC_TOKENIZERS:
+        return PreTrainedTokenizerFast.from_pretrained(src, **kwargs)
+    return tokenizer
 
 
 def random_lm(vocab_size: int, *, arch: str = "gpt_neox", size: str = "14m", seed: int = 0, tokenizer: Any = None,
