@@ -256,6 +256,17 @@ def test_target_options_name_each_family_and_refuse_others():
 # --- a fit: bfloat16 target, float32 map (CPU here; the same on CUDA below) --------------------
 
 
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_a_bfloat16_model_resumes_in_its_own_dtype(arch):
+    model = family_lm(arch, dtype=torch.bfloat16).model  # OLMo 2's rotary tables stay float32 inside it
+    ids = torch.randint(0, V, (4, 7), generator=torch.Generator().manual_seed(0))
+    h = torch.randn(4, 32)  # a float32 map's output, cast where it is written
+    with torch.no_grad():
+        fast = resume_logits(model, 1, residual_stream(model, ids, 1), 3, h)
+        ref = hooked_logits(model, 1, ids, 3, h)
+    assert fast.dtype == torch.bfloat16 and (fast.float() - ref.float()).abs().max() < 1e-2
+
+
 def _fit(arch: str, device: str) -> tuple[float, torch.dtype]:
     from algorithms import ioi
 
@@ -276,7 +287,7 @@ def _fit(arch: str, device: str) -> tuple[float, torch.dtype]:
     return fit.best_val_iia, next(phi.parameters()).dtype
 
 
-@pytest.mark.parametrize("arch", ["llama", "gemma2"])
+@pytest.mark.parametrize("arch", ["llama", "gemma2", "olmo2"])
 def test_a_bfloat16_target_fits_a_float32_map(arch):
     iia, dtype = _fit(arch, "cpu")
     assert 0.0 <= iia <= 1.0 and dtype == torch.float32

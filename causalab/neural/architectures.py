@@ -288,7 +288,8 @@ class LlamaArchitecture(Architecture):
             q, k = q_norm(q), k_norm(k)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
         cos, sin = (c.unsqueeze(1) for c in self._rotary(block, context))
-        q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+        # OLMo 2's rotary tables stay float32: back to the projections' dtype, as its own attention does
+        q, k = (q * cos + _rotate_half(q) * sin).to(v.dtype), (k * cos + _rotate_half(k) * sin).to(v.dtype)
         o = attn.o_proj(attend(q, k, v, past[0], past[1], mask, attn.scaling,
                                getattr(attn, "attn_logit_softcapping", None)))
         if placement == "pre":
