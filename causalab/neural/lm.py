@@ -26,7 +26,19 @@ from causalab.neural.components import BlockParts, Component, hook
 from causalab.neural.pythia_init import INITS, pythia_init_
 from causalab.neural.target import Site, Target
 
-ARCHS = ("gpt_neox", "gpt2")
+# target_options "arch" -> (transformers config class, query heads per key/value head). The Llama-like
+# families use grouped-query attention as their released models do (two query heads per key/value
+# head here; OLMo 2 has none); head width = width / heads, Gemma's score scale 1/sqrt(head width).
+LLAMA_LIKE: dict[str, tuple[str, int]] = {
+    "llama": ("LlamaConfig", 2),
+    "qwen2": ("Qwen2Config", 2),
+    "qwen3": ("Qwen3Config", 2),
+    "gemma2": ("Gemma2Config", 2),
+    "gemma3": ("Gemma3TextConfig", 2),
+    "olmo2": ("Olmo2Config", 1),
+    "mistral": ("MistralConfig", 2),
+}
+ARCHS = ("gpt_neox", "gpt2", *LLAMA_LIKE)
 ENGINES = ("hook", "pyvene")
 # Pythia-like shapes: layers, width, heads, MLP width (Pythia's own, with a word-level vocabulary).
 SIZES: dict[str, tuple[int, int, int, int]] = {
@@ -53,7 +65,8 @@ def _keep(h: torch.Tensor) -> None:
 
 
 def lm_config(arch: str = "gpt_neox", size: str = "14m", *, vocab_size: int, max_positions: int = 64, **overrides: Any):
-    """A transformers config of a Pythia-like size (``SIZES``) for ``arch`` ("gpt_neox" or "gpt2")."""
+    """A transformers config of a Pythia-like size (``SIZES``: layers, width, heads, MLP width) for ``arch``
+    (one of ``ARCHS``: "gpt_neox", "gpt2", or a Llama-like family of ``LLAMA_LIKE``); ``overrides`` replace fields."""
     if size not in SIZES:
         raise ConfigError(f"unknown LM size {size!r}; known sizes: {', '.join(SIZES)}")
     layers, width, heads, ffn = SIZES[size]
@@ -74,6 +87,18 @@ def lm_config(arch: str = "gpt_neox", size: str = "14m", *, vocab_size: int, max
             n_positions=max_positions, bos_token_id=None, eos_token_id=None,
         )
         return GPT2Config(**{**kw, **overrides})
+    if arch in LLAMA_LIKE:
+        import transformers
+
+        name, group = LLAMA_LIKE[arch]
+        kw = dict(
+            vocab_size=vocab_size, hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
+            num_key_value_heads=heads // group, head_dim=width // heads, intermediate_size=ffn,
+            max_position_embeddings=max_positions, bos_token_id=None, eos_token_id=None, pad_token_id=None,
+        )
+        if arch.startswith("gemma"):
+            kw["query_pre_attn_scalar"] = width // heads
+        return getattr(transformers, name)(**{**kw, **overrides})
     raise ConfigError(f"unknown LM architecture {arch!r}; known: {', '.join(ARCHS)}")
 
 
@@ -139,6 +164,25 @@ class LMTarget(Target):
             heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
             self._parts.append(BlockParts(self.model, self.blocks, heads))
         return self._parts[0]
+
+    @property
+    def path(self) -> str:
+        """How block-output sites are patched: ``"resume"`` (only the blocks above the site run, from a cache:
+        GPT-NeoX, GPT-2 and the Llama-like families on the hook engine), ``"hooked"`` (a full forward pass with
+        a hook: any other family) or ``"pyvene"``. Component sites always run hooked; a sequence longer than a
+        sliding attention window (:meth:`layout`) falls back to the hooked forward."""
+        from causalab.neural.resume import supports_resume
+
+        if self.engine != "hook":
+            return self.engine
+        return "resume" if supports_resume(self.model) else "hooked"
+
+    def layout(self):
+        """The model's pieces as measured (:class:`~causalab.neural.layout.Layout`): family, path, module names,
+        heads and key/value heads, head width, final norm, unembedding, positional scheme, sliding window."""
+        from causalab.neural.layout import measure_layout
+
+        return measure_layout(self.model, self.layer_path, self.blocks, self.hidden_width, self.parts(), self.path)
 
     def width(self, site: Site) -> int:
         site = self.check_site(site)
@@ -210,15 +254,20 @@ class LMTarget(Target):
             handle.remove()
         raise SiteError("the forward pass never reached the site's module")
 
-    def _last_logits(self, inputs: Any, hidden_last: torch.Tensor) -> torch.Tensor:
-        pos = self.token_positions(inputs, "last")
-        h = hidden_last[torch.arange(hidden_last.shape[0], device=hidden_last.device), pos]
-        return self.model.get_output_embeddings()(h)
-
     def logits(self, inputs: Any) -> torch.Tensor:
-        """Full-vocabulary logits at the last position, ``(B, V)``."""
-        out = self.model.base_model(input_ids=self.input_ids(inputs), use_cache=False)
-        return self._last_logits(inputs, out.last_hidden_state)
+        """Full-vocabulary logits at the last position, ``(B, V)``.
+
+        Families with an adapter unembed the last position only (with their logit soft-capping);
+        any other model runs its own full forward pass."""
+        from causalab.neural.resume import ARCHITECTURES, model_type
+
+        pos = self.token_positions(inputs, "last")
+        arch = ARCHITECTURES.get(model_type(self.model))
+        if arch is None:
+            logits = self.model(input_ids=self.input_ids(inputs), use_cache=False).logits
+            return logits[torch.arange(logits.shape[0], device=logits.device), pos.to(logits.device)]
+        hidden = self.model.base_model(input_ids=self.input_ids(inputs), use_cache=False).last_hidden_state
+        return arch.unembed(self.model, hidden[torch.arange(hidden.shape[0], device=hidden.device), pos])
 
     def resume_inputs(self, inputs: Any, site: Site, batch_size: int = 256) -> Any:
         """Cache what a fitting step resumes from, once per dataset (no autograd, ``batch_size`` rows at a time).
@@ -237,16 +286,21 @@ class LMTarget(Target):
         3. nothing (``recompute_stream_<layer>`` marks it): each step also recomputes the
            stream without autograd, so only the hidden states at the site stay in memory.
 
-        All three give the same logits. Only for the hook engine on architectures
-        :mod:`causalab.neural.resume` covers (GPT-NeoX, GPT-2); other models keep the full
-        forward with a hook.
+        All three give the same logits. Only for block outputs on the hook engine and
+        architectures :mod:`causalab.neural.resume` covers (:attr:`path` is ``"resume"``),
+        and sequences that fit in the model's sliding attention window if it has one;
+        otherwise each step runs the full forward with a hook.
         """
-        from causalab.neural.resume import prefix_keys_values, residual_stream, split_keys_values, supports_resume
+        from causalab.neural.resume import (architecture, prefix_keys_values, residual_stream, split_keys_values,
+                                            supports_resume)
 
         site = self.check_site(site)
         if self.engine != "hook" or not supports_resume(self.model) or site.component != "block_output":
             return inputs
         ids = self.input_ids(inputs)
+        window = architecture(self.model).exact_length(self.model)
+        if window is not None and ids.shape[1] > window:  # the resume path's masks are plain causal
+            return inputs
         out = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
         n, T = ids.shape
         upper = self.n_layers - site.layer
@@ -359,10 +413,37 @@ def from_pretrained(path_or_name: str | os.PathLike, revision: str | None = None
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # transformers' loading progress bar
             model = AutoModelForCausalLM.from_pretrained(src, revision=revision, dtype=dtype, **kwargs)
-            tokenizer = AutoTokenizer.from_pretrained(src, revision=revision, **kwargs)
+            tokenizer = _saved_tokenizer(src, AutoTokenizer.from_pretrained(src, revision=revision, **kwargs), **kwargs)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load a causal LM from {src!r} (revision {revision!r}): {exc}") from exc
     return LMTarget(model.eval(), tokenizer, engine=engine, positions=positions).freeze()
+
+
+GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def _saved_tokenizer(src: str, tokenizer: Any, **kwargs: Any) -> Any:
+    """The tokenizer a local folder saved, where ``AutoTokenizer`` picked the model family's own class instead.
+
+    transformers maps some model types to their family's tokenizer (a ``qwen2`` folder loads as
+    ``Qwen2Tokenizer``, which rebuilds a byte-level BPE from the vocabulary), even when the folder
+    saved a plain fast tokenizer (``tokenizer_class`` ``TokenizersBackend``), such as the word-level
+    one of :mod:`causalab.neural.wordlevel`; the ids would then change. Such a folder is reloaded
+    as the plain fast tokenizer it saved.
+    """
+    import json
+    from pathlib import Path
+
+    from transformers import PreTrainedTokenizerFast
+
+    folder = Path(src)
+    config = folder / "tokenizer_config.json"
+    if not (config.is_file() and (folder / "tokenizer.json").is_file()):
+        return tokenizer
+    saved = json.loads(config.read_text()).get("tokenizer_class")
+    if saved in GENERIC_TOKENIZERS and type(tokenizer).__name__ not in GENERIC_TOKENIZERS:
+        return PreTrainedTokenizerFast.from_pretrained(src, **kwargs)
+    return tokenizer
 
 
 def random_lm(vocab_size: int, *, arch: str = "gpt_neox", size: str = "14m", seed: int = 0, tokenizer: Any = None,

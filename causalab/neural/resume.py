@@ -25,6 +25,8 @@ loops instead of one pass over memory per operation. The same logits and gradien
 float32 rounding; it needs a C++ compiler, and each new shape costs a compilation
 (10-20 s at the first step, cached on disk for later processes). Off by default.
 
+Families: GPT-NeoX, GPT-2, and the Llama-like ones (Llama, Mistral, Qwen 2/3, OLMo 2,
+Gemma 2/3) while a sequence fits in their sliding attention window, if any.
 Other architectures use :func:`hooked_logits`, a full forward pass with a forward
 hook that patches the block's output: slower, but needs nothing but the blocks.
 
@@ -81,6 +83,16 @@ def _check_positions(name: str, positions: torch.Tensor, batch: int, length: int
     if positions.numel() and (int(positions.min()) < 0 or int(positions.max()) >= length):
         raise SiteError(f"{name} must lie in 0..{length - 1} (sequence length {length}), got {positions.tolist()}")
     return positions
+
+
+def _check_length(model: nn.Module, arch: Architecture, length: int) -> None:
+    """Refuse sequences longer than a sliding attention window: the resume path's masks are plain causal."""
+    limit = arch.exact_length(model)
+    if limit is not None and length > limit:
+        raise ArchitectureError(
+            f"{model_type(model)} attends within a sliding window of {limit} positions; the resume path is exact "
+            f"for sequences of at most {limit} positions, got {length}: use hooked_logits"
+        )
 
 
 def _default_position_ids(length: int, device: torch.device) -> torch.Tensor:
@@ -142,6 +154,7 @@ def residual_stream(
     blocks = arch.blocks(model)
     _check_layer(model, layer, len(blocks))
     T = input_ids.shape[1]
+    _check_length(model, arch, T)
     if position_ids is None:
         position_ids = _default_position_ids(T, input_ids.device)
     x = arch.embed(model, input_ids, position_ids)
@@ -172,6 +185,7 @@ def prefix_keys_values(
     blocks = arch.blocks(model)
     _check_layer(model, layer, len(blocks))
     B, T, _ = hidden.shape
+    _check_length(model, arch, T)
     if not 0 < length <= T:
         raise SiteError(f"the cached prefix must cover 1..{T} positions, got {length}")
     if position_ids is None:
@@ -219,10 +233,6 @@ def _window_mask(starts: torch.Tensor, L: int, S: int, prefix_real: torch.Tensor
     return torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def _heads(model: nn.Module) -> int:
-    return int(model.config.num_attention_heads)
-
-
 def split_keys_values(prefix_kv: torch.Tensor) -> dict[str, torch.Tensor]:
     """:func:`prefix_keys_values`' ``(B, blocks, 2, heads, P, head_dim)`` as one tensor per block and kind.
 
@@ -262,8 +272,8 @@ def _split_prefix(model: nn.Module, prefix_kv: Any, n_blocks: int, S: int,
     """Per upper block, the cached ``(keys, values)`` of the first ``S`` positions (empty when ``S == 0``)."""
     if prefix_kv is None or S == 0:
         B, _, d = x.shape
-        H = _heads(model)
-        empty = x.new_zeros(B, H, 0, d // H)
+        heads, head_width = architecture(model).key_value_shape(model, d)
+        empty = x.new_zeros(B, heads, 0, head_width)
         return [(empty, empty)] * n_blocks
     if isinstance(prefix_kv, Mapping):
         return [(prefix_kv[f"keys_{i}"][..., :S, :], prefix_kv[f"values_{i}"][..., :S, :]) for i in range(n_blocks)]
@@ -280,7 +290,7 @@ def _resume(model: nn.Module, arch: Architecture, upper: Any, x: torch.Tensor, p
     for block, kv in zip(upper, past):
         x = arch.live_block(block, x, kv, mask, context) if fused else Architecture.live_block(arch, block, x, kv, mask, context)
     x = x[torch.arange(B, device=x.device), read_col]
-    return model.get_output_embeddings()(arch.final_norm(model)(x))
+    return arch.unembed(model, arch.final_norm(model)(x))
 
 
 COMPILE_ENV = "CAUSALAB_COMPILE"
@@ -358,6 +368,7 @@ def resume_logits(
     if hidden.dim() != 3:
         raise SiteError(f"hidden must be the (batch, seq, width) residual stream, got shape {tuple(hidden.shape)}")
     B, T, d = hidden.shape
+    _check_length(model, arch, T)
     _check_h(h, B, d)
     positions = _check_positions("positions", positions, B, T).to(hidden.device)
     read = _check_positions("read_positions", T - 1 if read_positions is None else read_positions, B, T).to(hidden.device)
@@ -425,6 +436,7 @@ def resume_window(
     if len(upper) and cached < S:
         raise SiteError(f"prefix_kv covers {cached} positions; rows start as late as position {S}")
     L = int((read - starts).max()) + 1 if B else 1
+    _check_length(model, arch, S + L)
     x = window[:, :L]
     context = arch.positions(model, x, starts[:, None] + torch.arange(L, device=window.device)[None, :])
     mask = _window_mask(starts, L, S, None, None, window.dtype)
