@@ -1,13 +1,13 @@
 """causalab: align symbolic algorithms to neural networks and measure interchange-intervention accuracy."""
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.causal import Algorithm, CounterfactualDataset, Task, sample_counterfactuals
-from causalab.construct import Construction, construct_alignment
+from causalab.fit.construct import Construction, construct_alignment
 from causalab.errors import CausalabError
 from causalab.experiments import ExperimentConfig, ExperimentResult, run_experiment
-from causalab.intervene import Partition, interchange
-from causalab.measure import Measurement, MeasureSettings, measure
-from causalab.metrics import IIAResult, wilson_interval
+from causalab.maps.intervene import Partition, interchange
+from causalab.fit.measure import Measurement, MeasureSettings, measure
+from causalab.fit.metrics import IIAResult, wilson_interval
 from causalab.neural import LMTarget, MLPTarget, Site, Target, random_mlp, train_mlp, trained_mlp
 from causalab.neural.build import build_target
 from causalab.registry import (
@@ -18,8 +18,8 @@ from causalab.registry import (
     register_algorithm,
     register_alignment,
 )
-from causalab.saved_alignment import SavedAlignment, load_alignment, save_alignment
-from causalab.train import FitConfig, evaluate, fit_alignment, prepare
+from causalab.maps.saved import SavedAlignment, load_alignment, save_alignment
+from causalab.fit.train import FitConfig, evaluate, fit_alignment, prepare
 
 # the pyvene export imports pyvene (and transformers) on first use: seconds that `import causalab` does not pay;
 # `causalab.pyvene` is pyvene itself, imported without the notice it prints on import

@@ -1,7 +1,7 @@
 """pyvene as the intervention engine for Hugging Face targets, and any fitted map as a pyvene intervention.
 
-:class:`AlignmentIntervention` wraps *any* :class:`~causalab.alignment.AlignmentMap`
-(identity, rotation, RevNet, flows) and a :class:`~causalab.intervene.Partition` as a
+:class:`AlignmentIntervention` wraps *any* :class:`~causalab.maps.alignment.AlignmentMap`
+(identity, rotation, RevNet, flows) and a :class:`~causalab.maps.intervene.Partition` as a
 pyvene intervention: ``forward(base, source)`` is the distributed interchange
 ``phi^-1(z_base with z_base[block] = phi(source)[block])``. Modules are named by
 path (``gpt_neox.layers[3].output``), never through pyvene's per-architecture tables.
@@ -26,9 +26,9 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.errors import AlignmentError, ArchitectureError, SiteError
-from causalab.intervene import Partition, interchange
+from causalab.maps.intervene import Partition, interchange
 from causalab.neural.target import Site, Target
 
 import contextlib
