@@ -52,9 +52,9 @@ _PYVENE_EXPORTS = ("to_pyvene", "pyvene_module", "pyvene_representation", "pyven
 
 def __getattr__(name: str):
     if name in _PYVENE_EXPORTS:
-        from causalab.neural import pyvene_engine
+        from causalab.maps import pyvene_export
 
-        return getattr(pyvene_engine, name)
+        return getattr(pyvene_export, name)
     raise AttributeError(f"module 'causalab' has no attribute {name!r}")
 
 

@@ -12,7 +12,7 @@ from causalab.errors import ConfigError, PartitionError, SiteError
 from causalab.experiments import ExperimentConfig, run_experiment
 from causalab.maps.intervene import Partition, interchange
 from causalab.neural.lm import LMTarget, from_pretrained, lm_config, random_lm
-from causalab.neural.pyvene_engine import AlignmentIntervention, pyvene_interchange_logits
+from causalab.maps.pyvene_export import AlignmentIntervention, pyvene_interchange_logits
 from causalab.neural.target import Site
 
 torch.set_num_threads(1)
