@@ -23,7 +23,7 @@ Matching rule: a row ``x`` of ``R``'s coordinates is the stored point ``s`` when
 ``||x - s||_2 <= atol`` (the absolute tolerance set at construction,
 :attr:`ConstructedMap.atol`); stored points are kept more than ``2 * atol`` apart from
 each other and from every reachable state's coordinates, so a row matches at most one
-point. Rows are looked up through a sorted random projection (:mod:`causalab.nearest`),
+point. Rows are looked up through a sorted random projection (:mod:`causalab.maps.nearest`),
 not a dense distance matrix.
 
 Build one with :func:`causalab.construct_alignment` (or ``alignment = "constructed"`` in
@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import torch
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.errors import AlignmentError
-from causalab.nearest import closest_pair, find_within
+from causalab.maps.nearest import closest_pair, find_within
 from causalab.registry import register_alignment
 
 FIXED = ("rotation", "identity")
@@ -83,7 +83,7 @@ class ConstructedMap(AlignmentMap):
         self.register_buffer("codes", torch.zeros(0, width))
         self.register_buffer("targets", torch.zeros(0, width))
         self.register_buffer("atol", torch.zeros(()))
-        # what construct_alignment measured while building (a causalab.construct.Construction); not saved
+        # what construct_alignment measured while building (a causalab.fit.construct.Construction); not saved
         self.construction = None
 
     # --- the fixed map --------------------------------------------------------------

@@ -6,7 +6,7 @@ Two ways to pick them:
   (``z = h``), as for an oracle network whose blocks are known.
 - ``identity:search=greedy``: the neurons are searched, as the paper's identity map
   does (Sutter et al. 2025): each variable's block grows by the one neuron per step
-  that most improves the validation score (:mod:`causalab.neuron_search`). The map is
+  that most improves the validation score (:mod:`causalab.fit.neuron_search`). The map is
   then a permutation, ``z = h[..., order]``, that puts the chosen neurons at the
   partition's coordinates: partition coordinate ``block_v[t]`` holds the ``t``-th
   neuron chosen for ``v``. It has no trainable parameters; ``fit_alignment`` runs the
@@ -19,9 +19,9 @@ from typing import Mapping, Sequence
 
 import torch
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.errors import AlignmentError
-from causalab.intervene import Partition
+from causalab.maps.intervene import Partition
 from causalab.registry import register_alignment
 
 SEARCHES = ("fixed", "greedy")

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.errors import AlignmentError
 from causalab.registry import register_alignment
 

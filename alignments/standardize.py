@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.errors import AlignmentError
 
 # A coordinate whose spread is below this fraction of the largest spread (float32 noise) is treated as

@@ -32,7 +32,7 @@ import torch
 
 import causalab as cl
 from causalab.experiments import ExperimentConfig, build_run
-from causalab.measure import draw_pairs
+from causalab.fit.measure import draw_pairs
 from causalab.neural.build import build_target
 from causalab.neural.lm import SIZES
 from causalab.threads import use_threads

@@ -27,10 +27,10 @@ import torch
 
 from algorithms import ioi, ioi_models
 from alignments.identity import IdentityMap
-from causalab.intervene import Partition
+from causalab.maps.intervene import Partition
 from causalab.neural.lm import SIZES
 from causalab.neural.target import Site
-from causalab.train import evaluate, prepare
+from causalab.fit.train import evaluate, prepare
 
 
 def main() -> None:

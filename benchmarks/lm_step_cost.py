@@ -7,7 +7,7 @@ rotation and RevNet 8x64, intervention on half the width.
 
 Paths, interleaved round by round in one process on the same model, map init and batches:
 
-  after   ``causalab.train.train_step`` on ``prepare``'s pairs: each row's own prefix
+  after   ``causalab.fit.train.train_step`` on ``prepare``'s pairs: each row's own prefix
           keys/values cached, one position per row and upper block with autograd,
           hand-written blocks;
   before  the previous resume: keys/values cached only before the *dataset's* first
@@ -168,9 +168,9 @@ class Programme:
 def setup(size: str, spec: str, batch: int, n_pairs: int, paths=("after", "before")):
     import causalab as cl
     from algorithms import ioi, ioi_models
-    from causalab.intervene import interchange
+    from causalab.maps.intervene import interchange
     from causalab.neural.lm import SIZES, random_lm
-    from causalab.train import adam, index_inputs, train_step
+    from causalab.fit.train import adam, index_inputs, train_step
 
     task = ioi.ioi_pattern_task()
     lm = random_lm(len(ioi.data.VOCAB), size=size, seed=0, tokenizer=ioi_models.tokenizer())
@@ -247,7 +247,7 @@ class SimpleSetup:
 
     def estimate(self, spec: str) -> tuple[float, list]:
         """(FLOPs of one step, the matrix products to time for the rate)."""
-        from causalab.train import patched_logits
+        from causalab.fit.train import patched_logits
 
         import causalab as cl
 

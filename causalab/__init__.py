@@ -1,13 +1,17 @@
 """causalab: align symbolic algorithms to neural networks and measure interchange-intervention accuracy."""
 
-from causalab.alignment import AlignmentMap
+import sys as _sys
+
 from causalab.causal import Algorithm, CounterfactualDataset, Task, sample_counterfactuals
-from causalab.construct import Construction, construct_alignment
 from causalab.errors import CausalabError
 from causalab.experiments import ExperimentConfig, ExperimentResult, run_experiment
-from causalab.intervene import Partition, interchange
-from causalab.measure import Measurement, MeasureSettings, measure
-from causalab.metrics import IIAResult, wilson_interval
+from causalab.fit.construct import Construction, construct_alignment
+from causalab.fit.measure import Measurement, MeasureSettings, measure
+from causalab.fit.metrics import IIAResult, wilson_interval
+from causalab.fit.train import FitConfig, evaluate, fit_alignment, prepare
+from causalab.maps.alignment import AlignmentMap
+from causalab.maps.intervene import Partition, interchange
+from causalab.maps.saved import SavedAlignment, load_alignment, save_alignment
 from causalab.neural import LMTarget, MLPTarget, Site, Target, random_mlp, train_mlp, trained_mlp
 from causalab.neural.build import build_target
 from causalab.registry import (
@@ -18,8 +22,28 @@ from causalab.registry import (
     register_algorithm,
     register_alignment,
 )
-from causalab.saved_alignment import SavedAlignment, load_alignment, save_alignment
-from causalab.train import FitConfig, evaluate, fit_alignment, prepare
+
+# Kept for old imports: the modules that lived loose in causalab/ before the folders showed the layers
+# (issue 28) answer at their old paths too, as the same module objects (``causalab.train is causalab.fit.train``),
+# and stay attributes of the package as submodules were. Registered here rather than as shim files, so that
+# ``import causalab.measure`` cannot rebind ``causalab.measure``, the function, to a module. Nothing inside the
+# project imports an old path (tests/test_layers.py checks).
+_OLD_PATHS = {
+    "alignment": "causalab.maps.alignment",
+    "intervene": "causalab.maps.intervene",
+    "nearest": "causalab.maps.nearest",
+    "saved_alignment": "causalab.maps.saved",
+    "construct": "causalab.fit.construct",
+    "measure": "causalab.fit.measure",
+    "metrics": "causalab.fit.metrics",
+    "neuron_search": "causalab.fit.neuron_search",
+    "schedule": "causalab.fit.schedule",
+    "train": "causalab.fit.train",
+}
+for _old, _new in _OLD_PATHS.items():
+    _sys.modules.setdefault(f"{__name__}.{_old}", _sys.modules[_new])
+    globals().setdefault(_old, _sys.modules[_new])  # as before: ``causalab.measure`` stays the function
+del _old, _new
 
 # the pyvene export imports pyvene (and transformers) on first use: seconds that `import causalab` does not pay;
 # `causalab.pyvene` is pyvene itself, imported without the notice it prints on import
@@ -28,9 +52,9 @@ _PYVENE_EXPORTS = ("to_pyvene", "pyvene_module", "pyvene_representation", "pyven
 
 def __getattr__(name: str):
     if name in _PYVENE_EXPORTS:
-        from causalab.neural import pyvene_engine
+        from causalab.maps import pyvene_export
 
-        return getattr(pyvene_engine, name)
+        return getattr(pyvene_export, name)
     raise AttributeError(f"module 'causalab' has no attribute {name!r}")
 
 

@@ -7,7 +7,7 @@ import torch
 
 import causalab as cl
 from algorithms import hierarchical_equality as he
-from causalab.cli import main
+from causalab.cli.main import main
 from causalab.errors import ConfigFieldError, DataError, SamplingError, StoreError
 from causalab.experiments import ResultStore, load_records, validate
 

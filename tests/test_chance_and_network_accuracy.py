@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import causalab as cl
-from causalab.cli import main
+from causalab.cli.main import main
 from causalab.dilemma.run import DilemmaSummary, Experiment, _report
 from causalab.experiments.report import CHANCE_NOTE, layer_table, summary_table, write_report
-from causalab.measure import MeasureSettings, chance_level, draw_pairs, measure
+from causalab.fit.measure import MeasureSettings, chance_level, draw_pairs, measure
 
 torch.set_num_threads(1)
 SETTINGS = MeasureSettings(n_train=100, n_val=50, n_test=400, epochs=1)

@@ -2,7 +2,7 @@
 
 import re
 
-from causalab.cli import main
+from causalab.cli.main import main
 from causalab.registry import AlignmentSpec
 
 

@@ -13,7 +13,7 @@ from algorithms import hierarchical_equality as he
 from causalab.errors import ConfigFieldError, PartitionError, SiteError, UnknownNodeError
 from causalab.experiments.config import ExperimentConfig
 from causalab.experiments.validate import validate
-from causalab.measure import MeasureSettings, measure
+from causalab.fit.measure import MeasureSettings, measure
 
 TINY = {"target": "oracle", "n_train": 64, "n_val": 32, "n_test": 64, "epochs": 1, "batch_size": 32}
 
@@ -57,7 +57,7 @@ def test_a_layer_out_of_range_names_the_targets_layers(capsys):
         assert info.value.field == "layer" and isinstance(info.value, SiteError)
     with pytest.raises(ConfigFieldError, match="'layer': must be an integer layer number"):
         ExperimentConfig(layer="first")
-    from causalab.cli import main
+    from causalab.cli.main import main
 
     assert main(["run", "--layer", "0", "--target", "oracle", "--alignment", "identity"]) == 2
     assert "config field 'layer': MLP has hidden layers 1..3; layer 0 does not exist" in capsys.readouterr().err

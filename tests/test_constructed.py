@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import causalab as cl
-import causalab.construct
+import causalab.fit.construct
 from causalab.errors import AlignmentError, FitError, NotInjectiveError
 
 torch.set_num_threads(1)
@@ -125,4 +125,4 @@ def test_a_saved_constructed_map_loads_with_its_points(tmp_path):
 
 
 def test_the_docstring_example_runs():
-    assert doctest.testmod(causalab.construct, extraglobs={"torch": torch}).failed == 0
+    assert doctest.testmod(causalab.fit.construct, extraglobs={"torch": torch}).failed == 0

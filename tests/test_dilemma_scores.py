@@ -3,10 +3,10 @@
 import pytest
 
 from causalab.dilemma.scores import SOURCES, group_text, record_groups, record_measurement, score_rows, write_scores
-from causalab.metrics import IIAResult, Score
-from causalab.measure import Measurement
+from causalab.fit.metrics import IIAResult, Score
+from causalab.fit.measure import Measurement
 from causalab.scores import selectivity
-from causalab.train import FitResult
+from causalab.fit.train import FitResult
 
 MLP, IOI, IOI_SCALE, IOI_STEPS, IOI_REGIME = SOURCES
 

@@ -344,7 +344,7 @@ def test_learning_curves_from_the_records_history(tmp_path):
 
 # --- the command line --------------------------------------------------------------------
 def test_cli_sweep_resume_report_and_run_config(tmp_path, capsys):
-    from causalab.cli import main
+    from causalab.cli.main import main
 
     f = write(tmp_path / "s.toml", f"""
         [base]

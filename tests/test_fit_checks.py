@@ -9,7 +9,7 @@ import torch
 
 import causalab as cl
 from causalab.errors import ConfigFieldError, FitError
-from causalab.schedule import ReduceOnPlateau
+from causalab.fit.schedule import ReduceOnPlateau
 from tests.test_fit_regime import fit, oracle_pairs
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from causalab import Algorithm, AlignmentMap
-from causalab.intervene import Partition
+from causalab.maps.intervene import Partition
 from causalab.testing import InvariantViolation, check_algorithm, check_alignment_map, check_interchange, kit_settings
 
 torch.set_num_threads(1)

@@ -7,12 +7,12 @@ from torch import nn
 from algorithms import ioi, ioi_models
 from algorithms import ioi_data as data
 from alignments.rotation import RotationMap
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.errors import ConfigError, PartitionError, SiteError
 from causalab.experiments import ExperimentConfig, run_experiment
-from causalab.intervene import Partition, interchange
+from causalab.maps.intervene import Partition, interchange
 from causalab.neural.lm import LMTarget, from_pretrained, lm_config, random_lm
-from causalab.neural.pyvene_engine import AlignmentIntervention, pyvene_interchange_logits
+from causalab.maps.pyvene_export import AlignmentIntervention, pyvene_interchange_logits
 from causalab.neural.target import Site
 
 torch.set_num_threads(1)
@@ -188,7 +188,7 @@ def test_tiny_lm_learns_ioi_quickly(tmp_path):
 @pytest.mark.parametrize("arch", ["gpt_neox", "gpt2"])
 def test_resume_from_the_cached_stream_matches_the_full_forward(arch):
     """prepare() caches the residual stream; patched logits and IIA equal the hooked full forward."""
-    from causalab.train import evaluate, prepare
+    from causalab.fit.train import evaluate, prepare
 
     task = ioi.ioi_pattern_task()
     lm = random_lm(len(data.VOCAB), arch=arch, size="tiny", seed=0, tokenizer=ioi_models.tokenizer())
@@ -228,7 +228,7 @@ def test_trained_model_sizes_keep_separate_folders(tmp_path):
 
 def test_key_value_cache_respects_its_budget(monkeypatch):
     """CAUSALAB_KV_CACHE_MB bounds the per-dataset key/value cache; 0 turns it off; nonsense is refused."""
-    from causalab.train import prepare
+    from causalab.fit.train import prepare
 
     task = ioi.ioi_pattern_task()
     lm = random_lm(len(data.VOCAB), arch="gpt_neox", size="tiny", seed=0, tokenizer=ioi_models.tokenizer())

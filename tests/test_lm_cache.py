@@ -10,7 +10,7 @@ from algorithms import ioi_data as data
 from causalab.errors import ConfigError
 from causalab.neural.lm import random_lm
 from causalab.neural.target import Site
-from causalab.train import index_inputs, prepare
+from causalab.fit.train import index_inputs, prepare
 
 PLAIN = ("input_ids", "attention_mask", "pos_last", "pos_s2", "pos_io")
 

@@ -7,7 +7,7 @@ import causalab as cl
 from algorithms.hierarchical_equality import oracle_mlp
 from alignments.identity import IdentityMap
 from causalab.errors import AlignmentError, PartitionError, RegistryError
-from causalab.neuron_search import candidate_count, greedy_neuron_blocks
+from causalab.fit.neuron_search import candidate_count, greedy_neuron_blocks
 from causalab.testing import check_alignment_map
 
 
@@ -147,6 +147,6 @@ def test_bad_search_knob_and_bad_assignment_are_named():
 def test_module_example_runs():
     import doctest
 
-    import causalab.neuron_search
+    import causalab.fit.neuron_search
 
-    assert doctest.testmod(causalab.neuron_search).failed == 0
+    assert doctest.testmod(causalab.fit.neuron_search).failed == 0

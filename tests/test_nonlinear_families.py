@@ -14,7 +14,7 @@ from alignments.revnet import RevNetMap
 from alignments.rotation import RotationMap
 from alignments.standardize import Standardization, Standardized
 from causalab.errors import AlignmentError, FitError, RegistryError
-from causalab.intervene import Partition, interchange
+from causalab.maps.intervene import Partition, interchange
 from causalab.registry import make_alignment
 
 torch.set_num_threads(1)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import causalab.progress
-from causalab.cli_progress import RunProgress, StepLines, clock
+from causalab.cli.progress import RunProgress, StepLines, clock
 from causalab.experiments import ExperimentConfig, run_experiment
 from causalab.progress import Progress, listen, report
 

@@ -5,7 +5,7 @@ import torch
 
 import causalab as cl
 from causalab.errors import ArchitectureError, PartitionError, SiteError
-from causalab.metrics import iia_from_correct
+from causalab.fit.metrics import iia_from_correct
 from causalab.neural.pyvene_engine import pv
 
 torch.set_num_threads(1)

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 import causalab as cl
-import causalab.saved_alignment as saved_alignment
+import causalab.maps.saved as saved_alignment
 from alignments.rotation import ORTHOGONALITY_TOLERANCE, RotationMap
 from causalab.errors import AlignmentError, PartitionError, RegistryError, SavedAlignmentError
 from causalab.registry import ALIGNMENTS

@@ -11,7 +11,7 @@ import torch
 import causalab as cl
 from causalab.errors import SavedAlignmentError
 from causalab.experiments import ExperimentConfig, ResultStore, expand_grid, run_experiment, run_sweep
-from causalab.measure import draw_pairs
+from causalab.fit.measure import draw_pairs
 
 TINY = {"n_train": 128, "n_val": 64, "n_test": 128, "epochs": 1, "batch_size": 64}
 
@@ -59,7 +59,7 @@ def test_a_sweep_saves_every_map_and_its_records_name_them(tmp_path):
 
 
 def test_command_line_saves_maps(tmp_path, capsys):
-    from causalab.cli import main
+    from causalab.cli.main import main
 
     fields = "\n".join(f"{k} = {v}" for k, v in TINY.items())
     one = tmp_path / "one.toml"

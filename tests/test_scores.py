@@ -18,7 +18,7 @@ import torch
 import causalab as cl
 import causalab.scores as sc
 from causalab.errors import ConfigFieldError, ScoreError
-from causalab.metrics import Score
+from causalab.fit.metrics import Score
 
 SITE = cl.Site(1)
 SMALL = cl.MeasureSettings(n_train=300, n_val=100, n_test=800, epochs=2)

@@ -162,7 +162,7 @@ def test_a_process_forked_during_a_claim_does_not_hold_it(tmp_path):
 
 
 def test_a_signal_the_process_was_started_ignoring_stays_ignored():
-    from causalab.cli import Stopped, _stop_on_signals
+    from causalab.cli.main import Stopped, _stop_on_signals
 
     before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts it
     term = signal.getsignal(signal.SIGTERM)

@@ -44,7 +44,7 @@ def test_good_language_model_options_still_build():
 
 
 def test_the_command_line_names_a_misspelt_option_before_any_work(capsys, tmp_path, monkeypatch):
-    from causalab.cli import main
+    from causalab.cli.main import main
 
     monkeypatch.setenv("CAUSALAB_CACHE", str(tmp_path / "cache"))
     code = main(["run", "--algorithm", "ioi_pattern", "--target", "random", "--target-option", "sise=14m",

@@ -34,8 +34,8 @@ from causalab.experiments.report import format_table
 from causalab.experiments.summary import write_csv
 from causalab.neural.build import build_target
 from causalab.experiments.store import ResultStore
-from causalab.metrics import IIAResult, Score
-from causalab.measure import Measurement, MeasureSettings
+from causalab.fit.metrics import IIAResult, Score
+from causalab.fit.measure import Measurement, MeasureSettings
 from causalab.neural.target import Site
 from causalab.registry import make_task
 from causalab.scores import (
@@ -47,7 +47,7 @@ from causalab.scores import (
     sample_efficiency,
     selectivity,
 )
-from causalab.train import FitResult
+from causalab.fit.train import FitResult
 
 
 @dataclass(frozen=True)

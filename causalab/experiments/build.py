@@ -13,12 +13,12 @@ import json
 from dataclasses import dataclass
 import torch
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.causal.task import Task
 from causalab.errors import CausalabError, ConfigFieldError, PartitionError, field_error
 from causalab.experiments.config import ExperimentConfig
-from causalab.intervene import Partition
-from causalab.measure import build_map, check_not_empty, default_partition
+from causalab.maps.intervene import Partition
+from causalab.fit.measure import build_map, check_not_empty, default_partition
 from causalab.neural.build import build_target
 from causalab.neural.target import Site, Target
 from causalab.registry import AlignmentSpec, make_task

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from causalab.errors import ConfigError, ConfigFieldError
-from causalab.measure import MeasureSettings, known_fields_only
+from causalab.fit.measure import MeasureSettings, known_fields_only
 from causalab.neural.build import TARGET_KINDS
 
 # Fields added after results were first recorded, with their defaults: the hash leaves a field
@@ -25,7 +25,7 @@ HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia", "validate_on": "val", "comp
 @dataclass
 class ExperimentConfig(MeasureSettings):
     """One run: which algorithm, network, site and alignment map, measured with the
-    :class:`~causalab.measure.MeasureSettings` it inherits (pair counts, fitting, seed, dtype, device).
+    :class:`~causalab.fit.measure.MeasureSettings` it inherits (pair counts, fitting, seed, dtype, device).
 
     ``target`` is ``trained`` (trained here, cached), ``random`` (random init from
     ``target_seed``) or ``oracle`` (a hand-built network computing the algorithm,
@@ -84,7 +84,7 @@ class ExperimentConfig(MeasureSettings):
         return asdict(self)
 
     def settings(self) -> MeasureSettings:
-        """The measurement settings alone (what :func:`causalab.measure.measure` reads)."""
+        """The measurement settings alone (what :func:`causalab.fit.measure.measure` reads)."""
         return MeasureSettings(**{f.name: getattr(self, f.name) for f in fields(MeasureSettings)})
 
     @classmethod

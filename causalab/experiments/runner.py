@@ -1,5 +1,5 @@
 """Run one experiment: build the pieces a config names (:mod:`~causalab.experiments.build`), then
-measure (:func:`causalab.measure.measure`): sample, prepare, fit, score."""
+measure (:func:`causalab.fit.measure.measure`): sample, prepare, fit, score."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Callable
 
 from causalab.experiments.build import build_run
 from causalab.experiments.config import ExperimentConfig
-from causalab.measure import Measurement, measure
-from causalab.saved_alignment import map_folder, save_alignment
+from causalab.fit.measure import Measurement, measure
+from causalab.maps.saved import map_folder, save_alignment
 
 # What a run returns: the one result type of every measurement, with its config attached.
 ExperimentResult = Measurement

@@ -34,7 +34,7 @@ from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
 from causalab.registry import import_plugin
-from causalab.saved_alignment import map_folder
+from causalab.maps.saved import map_folder
 from causalab.threads import use_threads
 
 EXECUTORS = ("local", "ray")

@@ -1,39 +1,23 @@
-"""pyvene as the intervention engine for Hugging Face targets, and any fitted map as a pyvene intervention.
+"""pyvene as the intervention engine for Hugging Face targets (``LMTarget(engine="pyvene")``).
 
-:class:`AlignmentIntervention` wraps *any* :class:`~causalab.alignment.AlignmentMap`
-(identity, rotation, RevNet, flows) and a :class:`~causalab.intervene.Partition` as a
-pyvene intervention: ``forward(base, source)`` is the distributed interchange
-``phi^-1(z_base with z_base[block] = phi(source)[block])``. Modules are named by
-path (``gpt_neox.layers[3].output``), never through pyvene's per-architecture tables.
-
-The export, for use in one's own ``pyvene.IntervenableModel``:
-
-- :func:`to_pyvene` ``(phi, partition, variable)``: the intervention for one variable;
-- :func:`pyvene_representation` ``(target, site, intervention)``: the entry of
-  ``IntervenableConfig(representations=[...])`` that places it at a causalab site;
-- :func:`pyvene_module` ``(target)``: the module to wrap (an LM's Hugging Face model,
-  an MLP target itself);
-- :func:`pyvene_unit_locations` ``(target, site, base, sources)``: the token positions
-  of the site in each row (``None`` for an MLP, whose hidden state has no positions);
-- ``causalab.pyvene``: pyvene itself, imported without the notice it prints (``import
-  pyvene`` before causalab has imported it prints "nnsight is not detected ...").
+:func:`pyvene_patched_logits` is ``Target.patched_logits`` run through a pyvene
+``IntervenableModel``: the site's hidden state is replaced by a given one. Modules are
+named by path (``gpt_neox.layers[3].output``), never through pyvene's per-architecture
+tables. Importing this module imports pyvene without the notice it prints
+(``causalab.pyvene`` is that module). Any fitted map as a pyvene intervention, for one's
+own ``pyvene.IntervenableModel``, is the export one floor up: :mod:`causalab.maps.pyvene_export`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
-
-import torch
-from torch import nn
-
-from causalab.alignment import AlignmentMap
-from causalab.errors import AlignmentError, ArchitectureError, SiteError
-from causalab.intervene import Partition, interchange
-from causalab.neural.target import Site, Target
-
 import contextlib
 import io
 import warnings
+from typing import Any
+
+import torch
+
+from causalab.neural.target import Site
 
 try:  # pyvene prints "nnsight is not detected" on import, and its imports may warn: library code stays quiet.
     # Both are muted only while pyvene is imported: sys.stdout and the warning filters are restored after.
@@ -45,24 +29,6 @@ except ImportError as exc:  # pragma: no cover - pyvene is a declared dependency
     raise ImportError(f"the pyvene engine needs pyvene installed: {exc}") from exc
 
 pyvene = pv  # ``causalab.pyvene``: the module itself, imported without its chatter
-
-
-class AlignmentIntervention(TrainableIntervention, DistributedRepresentationIntervention):
-    """Interchange ``variable``'s block of ``phi``'s coordinates from the source; ``phi`` is trained through it."""
-
-    def __init__(self, phi: AlignmentMap, partition: Partition, variable: str, **kwargs: Any) -> None:
-        super().__init__(keep_last_dim=True, **kwargs)
-        partition.check_fits(phi)
-        partition[variable]  # an unknown variable fails here, naming the partition's variables
-        self.phi = phi
-        self.partition = partition
-        self.variable = variable
-
-    def forward(self, base: torch.Tensor, source: torch.Tensor, subspaces: Any = None, **kwargs: Any) -> torch.Tensor:
-        return interchange(self.phi, base, {self.variable: source.to(base.dtype)}, self.partition)
-
-    def __str__(self) -> str:
-        return f"AlignmentIntervention({type(self.phi).__name__}, variable={self.variable!r})"
 
 
 class ReplaceIntervention(pv.Intervention):
@@ -80,73 +46,6 @@ def component(target, layer: int) -> str:
     return f"{target.layer_path}[{layer - 1}].output"
 
 
-def _is_lm(target: Target) -> bool:
-    return hasattr(target, "layer_path") and hasattr(target, "model")
-
-
-def to_pyvene(phi: AlignmentMap, partition: Partition, variable: str) -> AlignmentIntervention:
-    """A fitted map as a pyvene intervention that interchanges ``variable``'s block of ``phi``'s coordinates.
-
-    Put one per variable into a ``pyvene.IntervenableConfig`` (see :func:`pyvene_representation`).
-    The map stays trainable through it (pyvene's ``TrainableIntervention``). Raises
-    :class:`PartitionError` if the partition does not fit ``phi`` or has no block for ``variable``.
-    """
-    if not isinstance(phi, AlignmentMap):
-        raise AlignmentError(f"to_pyvene takes an AlignmentMap, got {type(phi).__name__}")
-    return AlignmentIntervention(phi, partition, variable)
-
-
-def pyvene_module(target: Target) -> nn.Module:
-    """The module a ``pyvene.IntervenableModel`` wraps for ``target``: an LM's Hugging Face model, an MLP target itself.
-
-    Called as pyvene calls it, an MLP target takes ``{"inputs": x}`` and returns its logits.
-    """
-    if _is_lm(target):
-        return target.model
-    if isinstance(target, Target):
-        return target
-    raise ArchitectureError(f"pyvene_module takes a causalab Target, got {type(target).__name__}")
-
-
-def pyvene_representation(target: Target, site: Site, intervention: Any) -> dict[str, Any]:
-    """The entry of ``IntervenableConfig(representations=[...])`` putting ``intervention`` at ``site`` of ``target``.
-
-    The component is a module path inside :func:`pyvene_module` ``(target)``: an LM's
-    block output (``gpt_neox.layers[0].output``, unit ``pos``: give pyvene the token
-    positions, :func:`pyvene_unit_locations`), an MLP's hidden activation
-    (``net[1].output``: the whole ``(batch, width)`` vector, no unit locations). An LM
-    site inside a block (attention, MLP or head outputs) raises :class:`SiteError`.
-    """
-    site = target.check_site(site)
-    if _is_lm(target):
-        if site.component != "block_output":
-            raise SiteError(
-                f"the pyvene export places maps at block outputs (the residual stream, component 'block_output'); "
-                f"component sites such as {site.component!r} run on causalab's hook engine"
-            )
-        return {"layer": site.layer - 1, "component": component(target, site.layer), "unit": "pos",
-                "intervention": intervention}
-    net = getattr(target, "net", None)
-    if not isinstance(net, nn.Sequential):
-        raise ArchitectureError(
-            f"pyvene_representation knows LM targets and MLP targets (a Sequential 'net'), not {type(target).__name__}"
-        )
-    return {"layer": site.layer - 1, "component": f"net[{2 * site.layer - 1}].output", "intervention": intervention}
-
-
-def pyvene_unit_locations(target: Target, site: Site, base_inputs: Any, source_inputs: Sequence[Any]) -> dict | None:
-    """pyvene's ``unit_locations`` for one intervention per source: the site's token position in every row.
-
-    ``None`` for an MLP (its hidden state is one vector per row: pyvene swaps it whole).
-    """
-    site = target.check_site(site)
-    if not _is_lm(target):
-        return None
-    base_pos = _locations(target.token_positions(base_inputs, site.position))
-    src_pos = [_locations(target.token_positions(s, site.position)) for s in source_inputs]
-    return {"sources->base": (src_pos, [base_pos] * len(src_pos))}
-
-
 def _intervenable(target, key: tuple, representations: list[dict]):
     model = target._pyvene.get(key)
     if model is None:
@@ -157,13 +56,14 @@ def _intervenable(target, key: tuple, representations: list[dict]):
     return model
 
 
-def _locations(pos: torch.Tensor) -> list[list[int]]:
+def locations(pos: torch.Tensor) -> list[list[int]]:
+    """One token position per row, as pyvene's ``unit_locations`` lists them."""
     return [[int(p)] for p in pos.tolist()]
 
 
 def pyvene_patched_logits(target, inputs: Any, site: Site, h: torch.Tensor) -> torch.Tensor:
     """``Target.patched_logits`` through pyvene: the site's hidden state becomes ``h``."""
-    pos = _locations(target.token_positions(inputs, site.position))
+    pos = locations(target.token_positions(inputs, site.position))
     key = ("replace", site.layer)
     if key not in target._pyvene:
         rep = {"layer": site.layer - 1, "component": component(target, site.layer), "unit": "pos",
@@ -175,39 +75,10 @@ def pyvene_patched_logits(target, inputs: Any, site: Site, h: torch.Tensor) -> t
         unit_locations={"sources->base": (None, [pos])},
         source_representations=h[:, None, :],
     )
-    return _at_last(target, inputs, out.logits)
+    return at_last(target, inputs, out.logits)
 
 
-def _at_last(target, inputs: Any, logits: torch.Tensor) -> torch.Tensor:
+def at_last(target, inputs: Any, logits: torch.Tensor) -> torch.Tensor:
+    """Each row's logits at its last token."""
     last = target.token_positions(inputs, "last")
     return logits[torch.arange(logits.shape[0], device=logits.device), last]
-
-
-def pyvene_interchange_logits(
-    target,
-    site: Site,
-    phi: AlignmentMap,
-    partition: Partition,
-    base_inputs: Any,
-    source_inputs: Mapping[str, Any],
-) -> torch.Tensor:
-    """Run the whole interchange inside pyvene: base and source sentences in, last-position logits out.
-
-    One :class:`AlignmentIntervention` per variable, all at ``site``; pyvene runs each
-    source, reads its hidden state at the site's position, and patches the base.
-    Several variables are applied one after another at the same module, which equals
-    the joint interchange because ``phi^-1`` then ``phi`` round-trips.
-    """
-    site = target.check_site(site)
-    variables = list(source_inputs)
-    reps = [pyvene_representation(target, site, to_pyvene(phi, partition, v)) for v in variables]
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = pv.IntervenableModel(pv.IntervenableConfig(representations=reps), model=pyvene_module(target))
-    model.disable_model_gradients()
-    sources = [source_inputs[v] for v in variables]
-    _, out = model(
-        {"input_ids": target.input_ids(base_inputs)},
-        sources=[{"input_ids": target.input_ids(s)} for s in sources],
-        unit_locations=pyvene_unit_locations(target, site, base_inputs, sources),
-    )
-    return _at_last(target, base_inputs, out.logits)

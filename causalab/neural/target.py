@@ -64,7 +64,7 @@ class Target(nn.Module):
     def resume_inputs(self, inputs: Any, site: Site) -> Any:
         """``inputs`` plus what ``patched_logits`` needs to resume from ``site`` without recomputing below it.
 
-        Called once per dataset by :func:`causalab.train.prepare` on the base inputs;
+        Called once per dataset by :func:`causalab.fit.train.prepare` on the base inputs;
         whatever it adds must be row-indexable (tensors with rows first). The default adds nothing.
         """
         return inputs

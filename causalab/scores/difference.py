@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from causalab.errors import ScoreError
-from causalab.metrics import Score, wilson_interval
+from causalab.fit.metrics import Score, wilson_interval
 
 
 def pooled(scores: list[Score] | tuple[Score, ...]) -> Score:

@@ -22,7 +22,7 @@ from causalab.causal.task import Task
 from causalab.errors import ScoreError
 from causalab.neural.build import build_target
 from causalab.neural.target import Site, Target
-from causalab.measure import Measurement, Pairs, MeasureSettings, draw_pairs, measure
+from causalab.fit.measure import Measurement, Pairs, MeasureSettings, draw_pairs, measure
 
 CRITERIA = ("iia", "ci_low")
 

@@ -26,15 +26,15 @@ from typing import Callable, Sequence
 
 import torch
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.errors import ScoreError
-from causalab.metrics import IIAResult
+from causalab.fit.metrics import IIAResult
 from causalab.neural.target import Site, Target
 from causalab.scores.difference import Difference
-from causalab.measure import Measurement, MeasureSettings, measure
+from causalab.fit.measure import Measurement, MeasureSettings, measure
 
 SplitFn = Callable[[Sequence[int], torch.Generator], list[CounterfactualDataset]]
 InputTransform = Callable[[Values], Values]

@@ -18,12 +18,12 @@ from typing import Sequence
 
 import torch
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.causal.task import Task
 from causalab.errors import ScoreError
 from causalab.neural.target import Site, Target
 from causalab.scores.difference import Difference
-from causalab.measure import Measurement, MeasureSettings, measure
+from causalab.fit.measure import Measurement, MeasureSettings, measure
 
 
 @dataclass

@@ -21,15 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.causal.task import Task
 from causalab.errors import ScoreError
 from causalab.neural.build import build_target
-from causalab.metrics import IIAResult, Score, set_name
+from causalab.fit.metrics import IIAResult, Score, set_name
 from causalab.neural.target import Site, Target
 from causalab.scores.control_algorithm import control_algorithm
 from causalab.scores.difference import Difference, pooled
-from causalab.measure import Measurement, MeasureSettings, draw_pairs, measure
+from causalab.fit.measure import Measurement, MeasureSettings, draw_pairs, measure
 
 
 def restricted_score(result: IIAResult, task: Task, variable: str | None) -> Score:

@@ -18,7 +18,7 @@ from hypothesis.errors import HypothesisException
 
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.task import Task
-from causalab.intervene import interchange
+from causalab.maps.intervene import interchange
 from causalab.testing import invariants as inv
 from causalab.testing.oracle import oracle_groups, oracle_iia
 from causalab.testing.strategies import (

@@ -12,10 +12,10 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.task import Task
-from causalab.intervene import Partition, interchange
+from causalab.maps.intervene import Partition, interchange
 from causalab.testing.violations import InvariantViolation, KitError
 
 InterchangeFn = Callable[[AlignmentMap, torch.Tensor, Mapping[str, torch.Tensor], Partition], torch.Tensor]

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.task import Task
 from causalab.errors import SiteError
-from causalab.intervene import Partition
-from causalab.metrics import IIAResult
+from causalab.maps.intervene import Partition
+from causalab.fit.metrics import IIAResult
 from causalab.neural.target import Site, Target
 from causalab.registry import make_alignment
 from causalab.testing.violations import InvariantViolation, KitError
@@ -199,7 +199,7 @@ def oracle_task(subject: Task | Algorithm, variables: Sequence[str] | None = Non
 def oracle_iia(subject: Task | Algorithm, *, variables: Sequence[str] | None = None,
                intervention_sets: Sequence[Sequence[str]] | None = None, n: int = 64, seed: int = 0) -> IIAResult:
     """Score the identity map on the oracle network's blocks; raise :class:`InvariantViolation` below 1.0."""
-    from causalab.train import evaluate, patched_logits, prepare  # train imports the neural stack
+    from causalab.fit.train import evaluate, patched_logits, prepare  # train imports the neural stack
 
     task, target = oracle_task(subject, variables, intervention_sets)
     data = task.counterfactuals(n, torch.Generator().manual_seed(seed))

@@ -20,10 +20,10 @@ from typing import Any, Callable, Sequence
 import torch
 from hypothesis import strategies as st
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.errors import CausalabError
-from causalab.intervene import Partition
+from causalab.maps.intervene import Partition
 from causalab.registry import ALIGNMENTS, knobs_of
 from causalab.testing.table_algorithm import TableAlgorithm, design
 from causalab.testing.violations import KitError

@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from causalab.cli_progress import RunProgress, StepLines
+from causalab.cli.progress import RunProgress, StepLines
 from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
 from causalab.dilemma import EXPERIMENTS
@@ -28,7 +28,7 @@ from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
 from causalab.progress import listen
 from causalab.registry import ALGORITHMS, ALIGNMENTS, AlignmentSpec, import_plugin, knobs_of, task_options_of
-from causalab.saved_alignment import map_folder
+from causalab.maps.saved import map_folder
 from causalab.threads import use_threads
 
 DEFAULT_ALGORITHMS = "both_equality_relations,left_equality_relation,identity_of_first_argument"

@@ -24,9 +24,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.errors import RegistryError, SavedAlignmentError
-from causalab.intervene import Partition
+from causalab.maps.intervene import Partition
 from causalab.registry import ALIGNMENTS, make_alignment
 
 FORMAT = "causalab-alignment-map"

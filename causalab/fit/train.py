@@ -16,16 +16,16 @@ from typing import Any, Callable, Mapping
 import torch
 from torch.nn.utils import parametrize
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.errors import DataError, FitError
-from causalab.intervene import Partition, interchange
-from causalab.metrics import IIAResult, iia_from_correct
+from causalab.maps.intervene import Partition, interchange
+from causalab.fit.metrics import IIAResult, iia_from_correct
 from causalab.neural.target import Site, Target
-from causalab.neuron_search import greedy_neuron_blocks
+from causalab.fit.neuron_search import greedy_neuron_blocks
 from causalab.progress import Progress, report
-from causalab.schedule import ReduceOnPlateau
+from causalab.fit.schedule import ReduceOnPlateau
 
 
 def index_inputs(inputs: Any, idx: torch.Tensor | slice) -> Any:

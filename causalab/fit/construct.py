@@ -35,16 +35,16 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.errors import AlignmentError, DataError, NotInjectiveError
-from causalab.intervene import Partition
-from causalab.nearest import closest_pair, find_within
+from causalab.maps.intervene import Partition
+from causalab.maps.nearest import closest_pair, find_within
 from causalab.neural.target import Site, Target
 from causalab.progress import Progress, report
 from causalab.registry import make_alignment
-from causalab.train import FitResult, PreparedPairs, adam, evaluate, index_inputs, pair_loss, prepare
+from causalab.fit.train import FitResult, PreparedPairs, adam, evaluate, index_inputs, pair_loss, prepare
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.errors import PartitionError
 
 

@@ -23,17 +23,17 @@ from typing import Any, Callable
 
 import torch
 
-from causalab.alignment import AlignmentMap
+from causalab.maps.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
-from causalab.construct import fit_constructed
+from causalab.fit.construct import fit_constructed
 from causalab.errors import ConfigFieldError, PartitionError, PartitionFieldError
-from causalab.intervene import Partition
-from causalab.metrics import IIAResult
+from causalab.maps.intervene import Partition
+from causalab.fit.metrics import IIAResult
 from causalab.neural.target import Site, Target
 from causalab.registry import make_alignment
-from causalab.train import LOSSES, LR_SCHEDULES, MONITORS, PLATEAU_ON, FitConfig, FitResult, evaluate, fit_alignment, prepare
-from causalab.train import PreparedPairs, index_inputs
+from causalab.fit.train import LOSSES, LR_SCHEDULES, MONITORS, PLATEAU_ON, FitConfig, FitResult, evaluate, fit_alignment, prepare
+from causalab.fit.train import PreparedPairs, index_inputs
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 VALIDATE_ON = ("val", "train")
