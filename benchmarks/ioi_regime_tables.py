@@ -71,8 +71,8 @@ def fits_table(records: list[dict]) -> str:
 
 def controls_table(records: list[dict], controls: list[dict]) -> str:
     by_hash = {r["hash"]: r for r in records}
-    out = ["| network | layer | map | data | schedule | seed | " + " | ".join(k.replace("_", " ") for k in CONTROLS) + " |",
-           "|---|---|---|---|---|---|" + "---|" * len(CONTROLS)]
+    out = ["| network | layer | map | data | schedule | seed | steps | " + " | ".join(k.replace("_", " ") for k in CONTROLS)
+           + " |", "|---|---|---|---|---|---|---|" + "---|" * len(CONTROLS)]
     for h in dict.fromkeys(c["hash"] for c in controls):
         if h not in by_hash:
             continue
@@ -80,7 +80,7 @@ def controls_table(records: list[dict], controls: list[dict]) -> str:
         got = {row["control"]: row["iia"] for row in controls if row["hash"] == h}
         cells = " | ".join(f"{got[k]:.3f}" if k in got else "-" for k in CONTROLS)
         out.append(f"| {network(c)} | {c['layer']} | {map_name(c['alignment'])} | {regime(c.get('task_options'))} | "
-                   f"{c.get('lr_schedule', 'constant')} | {c['seed']} | {cells} |")
+                   f"{c.get('lr_schedule', 'constant')} | {c['seed']} | {by_hash[h]['steps']:,} | {cells} |")
     return "\n".join(out)
 
 
