@@ -244,9 +244,10 @@ def ioi_pattern_task(roles: str = "random", names: int = 0, templates: str = "ca
     fitting, validation and test names); ``hold_out`` keeps a quarter of places, objects and
     templates out of every split for the controls; ``name_seed`` picks which names.
     """
-    if (roles, names, templates, split, pool, hold_out, name_seed) == ("random", 0, "causalab", "fresh", 0, False, 0):
+    regime = ioi_regime.Regime(roles, names, templates, split, pool, hold_out, name_seed)
+    if regime == ioi_regime.Regime():  # today's fresh draws: the task (and every record) as before
         return _task("ioi_pattern", pattern_algorithm, [("pattern",)])
-    return regime_task(ioi_regime.Regime(roles, names, templates, split, pool, hold_out, name_seed))
+    return regime_task(regime)
 
 
 def regime_task(regime: "ioi_regime.Regime") -> IOITask:

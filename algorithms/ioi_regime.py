@@ -125,7 +125,8 @@ class Regime:
         return tuple(Side(parts[0][i], parts[1][i], *fillers, fixed) for i in range(3))  # type: ignore[return-value]
 
     def describe(self) -> str:
-        io, s = self.sides()[0].io, self.sides()[0].subject
+        fitting = self.sides()[0]
+        io, s = fitting.io, fitting.subject
         who = f"{len(io)} IO x {len(s)} subject names" if self.roles == "fixed" else f"{len(io)} names in either role"
         return f"{who}, {self.templates} templates, {self.split} split"
 

@@ -178,7 +178,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
-def _target_options(items: Sequence[str], flag: str = "--target-option") -> dict:
+def _key_values(items: Sequence[str], flag: str) -> dict:
     """``["size=14m", "step=400"]`` -> ``{"size": "14m", "step": 400}`` (``true``/``false`` as booleans)."""
     out: dict = {}
     for item in items:
@@ -199,9 +199,9 @@ def _grid_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
     seeds = _ints(args.seed or ["0"], "seed")
     scalars = _overrides(args)  # the rest keep the config's defaults
     if args.target_option:
-        scalars["target_options"] = _target_options(args.target_option)
+        scalars["target_options"] = _key_values(args.target_option, "--target-option")
     if args.task_option:
-        scalars["task_options"] = _target_options(args.task_option, "--task-option")
+        scalars["task_options"] = _key_values(args.task_option, "--task-option")
     return [
         ExperimentConfig(algorithm=alg, alignment=al, target=tg, target_seed=sd, layer=ly, seed=sd, **scalars)
         for alg, tg, ly, al, sd in itertools.product(algorithms, targets, layers, alignments, seeds)
