@@ -54,7 +54,8 @@ def __getattr__(name: str):
     if name in _PYVENE_EXPORTS:
         from causalab.maps import pyvene_export
 
-        return getattr(pyvene_export, name)
+        value = globals()[name] = getattr(pyvene_export, name)  # looked up once
+        return value
     raise AttributeError(f"module 'causalab' has no attribute {name!r}")
 
 
