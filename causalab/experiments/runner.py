@@ -23,15 +23,18 @@ def run_experiment(
     validated: bool = False,
     save_map: str | os.PathLike | None = None,
 ) -> Measurement:
-    """Fit and score one config. ``validated=True`` skips the up-front check (sweeps validate every config first).
+    """Fit and score one config, building its pieces once.
 
-    The check builds the pieces dry, so a bad field fails before a trained target is trained.
+    Building is checking: a bad field fails with a :class:`~causalab.errors.ConfigFieldError`
+    as the pieces are built. Only a ``trained`` target, whose building may train a network, is
+    first built dry, so that a bad field fails before the training (``validated=True`` skips
+    that: sweeps validate every config first).
     ``save_map`` (a folder) saves the fitted map there as ``<config hash>.safetensors``
     (:func:`causalab.save_alignment`, with its partition and the config hash); the
     result's ``map_file`` and the record's ``"map_file"`` name the file.
     """
     start = time.perf_counter()
-    if not validated:
+    if not validated and config.target == "trained":
         build_run(config, dry=True)
     folder = map_folder(save_map) if save_map is not None else None
     run = build_run(config)

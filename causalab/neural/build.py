@@ -36,10 +36,8 @@ def build_target(task: Task, kind: str, seed: int, *, dtype: torch.dtype = torch
     if kind not in TARGET_KINDS:
         raise ConfigFieldError("target", f"unknown target kind {kind!r}; valid: {', '.join(TARGET_KINDS)}")
     if task.build_target is not None:
-        try:
-            return task.build_target(kind, seed, dtype=dtype, dry=dry, **options)
-        except TypeError as exc:  # a builder that rejected an option by its signature
-            raise ConfigFieldError("target_options", f"target {kind!r} of {task.name!r}: {exc}") from None
+        _bind_options(task, kind, seed, dtype, dry, options)
+        return task.build_target(kind, seed, dtype=dtype, dry=dry, **options)
     check_options(task, kind, options)
     if kind == "trained":
         if dry:
@@ -50,6 +48,25 @@ def build_target(task: Task, kind: str, seed: int, *, dtype: torch.dtype = torch
     if kind == "oracle":
         return task.oracle(**options).to(dtype)
     raise ConfigFieldError("target", f"task {task.name!r} has no {kind!r} targets; use 'trained', 'random' or 'oracle'")
+
+
+def _bind_options(task: Task, kind: str, seed: int, dtype: torch.dtype, dry: bool, options: dict[str, Any]) -> None:
+    """Check ``options`` against the signature of the task's own target builder, before calling it.
+
+    A ``TypeError`` raised *inside* the builder is a defect of the builder and propagates as one;
+    only options its signature does not take are reported as bad ``target_options``.
+    """
+    try:
+        signature = inspect.signature(task.build_target)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to read
+        return
+    try:
+        signature.bind(kind, seed, dtype=dtype, dry=dry, **options)
+    except TypeError as exc:
+        taken = [p.name for p in signature.parameters.values()
+                 if p.kind is p.KEYWORD_ONLY and p.name not in _SKIP]
+        raise ConfigFieldError("target_options", f"target {kind!r} of {task.name!r}: {exc}; "
+                               f"options it takes: {', '.join(taken) or 'none'}") from None
 
 
 def option_builder(task: Task, kind: str) -> Callable[..., Any] | None:
