@@ -1,10 +1,12 @@
 """Name -> plug-in registries for algorithms (task factories) and alignment-map families.
 
-Built-ins live in the installed packages ``algorithms`` and ``alignments`` and are
-imported on first lookup. Third-party packages register through the entry-point
-groups ``causalab.algorithms`` / ``causalab.alignments`` (a module to import), or a
-user's own module calls :func:`register_algorithm` / :func:`register_alignment`
-and is imported before use (``causalab run --plugin mymodule``).
+The registry imports no plug-in by a name of its own: the built-ins (the installed packages
+``algorithms`` and ``alignments``) register themselves when the top of the package,
+``causalab/__init__.py``, imports them, so no module here imports a module that imports it.
+Third-party packages register through the entry-point groups ``causalab.algorithms`` /
+``causalab.alignments`` (a module, loaded on first lookup), or a user's own module calls
+:func:`register_algorithm` / :func:`register_alignment` and is imported before use
+(``causalab run --plugin mymodule``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ T = TypeVar("T")
 
 
 class Registry:
-    def __init__(self, kind: str, builtin_module: str, entry_point_group: str) -> None:
+    def __init__(self, kind: str, entry_point_group: str) -> None:
         self.kind = kind
-        self._builtin_module = builtin_module
         self._group = entry_point_group
         self._items: dict[str, Any] = {}
         self._loaded = False
@@ -42,7 +43,6 @@ class Registry:
         if self._loaded:
             return
         self._loaded = True
-        importlib.import_module(self._builtin_module)
         for ep in entry_points(group=self._group):
             ep.load()
 
@@ -65,8 +65,8 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-ALGORITHMS = Registry("algorithm", "algorithms", "causalab.algorithms")
-ALIGNMENTS = Registry("alignment", "alignments", "causalab.alignments")
+ALGORITHMS = Registry("algorithm", "causalab.algorithms")
+ALIGNMENTS = Registry("alignment", "causalab.alignments")
 
 
 def register_algorithm(name: str) -> Callable[[T], T]:
