@@ -348,7 +348,7 @@ def build_map(spec: str | AlignmentMap, width: int, seed: int, dtype: torch.dtyp
 
 
 def describe_spec(spec: str | AlignmentMap) -> str:
-    return spec if isinstance(spec, str) else getattr(spec, "spec", None) or type(spec).__name__
+    return spec if isinstance(spec, str) else spec.spec or type(spec).__name__
 
 
 def measure(

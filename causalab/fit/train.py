@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch.nn.utils import parametrize
 
-from causalab.maps.alignment import AlignmentMap
+from causalab.maps.alignment import FITTINGS, AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.errors import DataError, FitError
@@ -326,7 +326,7 @@ def fit_by_search(
     target: Target, site: Site, phi: AlignmentMap, partition: Partition, task: Task, val: PreparedPairs,
     config: FitConfig,
 ) -> FitResult:
-    """Greedy neuron search for a map that declares ``search = "greedy"`` (``identity:search=greedy``).
+    """Greedy neuron search for a map that declares ``fitting = "search"`` (``identity:search=greedy``).
 
     Candidates are scored on the validation pairs by what early stopping watches
     (``config.monitor``: the loss, as the paper does, or IIA with the loss breaking
@@ -367,8 +367,9 @@ def fit_alignment(
     rate: the learning curves. ``progress`` receives each epoch's record; a
     :class:`~causalab.progress.Progress` (task ``fitting``; an early stop ends it before
     ``total``) goes to :func:`causalab.progress.report`.
-    A map with a ``fit_statistics(h)`` method (a fitted standardisation) first gets
-    the training base hidden states. Early stopping on validation IIA (or loss, with
+    The map's ``fit_statistics`` (a fitted standardisation; a no-op by default) first
+    gets the training base hidden states; a map declaring ``fitting = "search"`` is
+    fitted by :func:`fit_by_search` instead of gradient steps. Early stopping on validation IIA (or loss, with
     ``monitor="loss"``) restores the best map. A non-finite loss raises
     :class:`FitError`; so does a network whose weights changed during the fit.
     """
@@ -376,14 +377,14 @@ def fit_alignment(
     if len(train) == 0:
         raise DataError(f"no training pairs to fit {type(phi).__name__} on for {task.name!r}")
     partition.check_fits(phi)
-    fit_statistics = getattr(phi, "fit_statistics", None)
-    if callable(fit_statistics):  # e.g. a standardisation in front of a non-linear map
-        fit_statistics(train.h_base)
+    phi.fit_statistics(train.h_base)  # e.g. a standardisation in front of a non-linear map; a no-op by default
     before = target.fingerprint()
     if phi.constructed:  # Theorem 1's map is built from every pair it is scored on, which fit_alignment does not have
         raise FitError(f"{type(phi).__name__} is constructed, not fitted: build it with causalab.construct_alignment "
                        "(measure, run_experiment and `causalab run` do so with the train, validation and test pairs)")
-    if getattr(phi, "search", "fixed") == "greedy":  # a map fitted by searching neurons, not by gradients
+    if phi.fitting not in FITTINGS:
+        raise FitError(f"{type(phi).__name__} declares fitting={phi.fitting!r}; AlignmentMap.fitting is one of {FITTINGS}")
+    if phi.fitting == "search":  # a map fitted by searching neurons, not by gradients
         return fit_by_search(target, site, phi, partition, task, val, config)
     params = [p for p in phi.parameters() if p.requires_grad]
     if not params:  # identity and other fixed maps: nothing to fit
