@@ -241,8 +241,8 @@ class SimpleSetup:
                 return x.numel() * x.element_size()
             return sum(size(v) for v in x.values())
 
-        keep = {k: v for k, v in self.pairs.base_inputs.items() if k.startswith(("stream", "kv_", "recompute"))}
-        total = size(keep) + size(self.pairs.h_base) + sum(size(h) for h in self.pairs.h_sources.values())
+        kept = self.pairs.resume.nbytes() if self.pairs.resume is not None else 0
+        total = kept + size(self.pairs.h_base) + sum(size(h) for h in self.pairs.h_sources.values())
         return total / len(self.pairs)
 
     def estimate(self, spec: str) -> tuple[float, list]:

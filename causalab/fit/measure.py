@@ -308,7 +308,7 @@ def network_accuracy(
     correct = []
     for i in range(0, len(pairs), batch_size):
         idx = slice(i, i + batch_size)
-        logits = target.patched_logits(index_inputs(pairs.base_inputs, idx), site, pairs.h_base[idx])
+        logits = pairs.base_logits(target, site, idx, pairs.h_base[idx])
         correct.append(task.correct(logits, labels[idx]))
     return float(torch.cat(correct).float().mean())
 

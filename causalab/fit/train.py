@@ -22,6 +22,7 @@ from causalab.causal.task import Task
 from causalab.errors import DataError, FitError
 from causalab.maps.intervene import Partition, interchange
 from causalab.fit.metrics import IIAResult, iia_from_correct
+from causalab.neural.resume_cache import ResumeCache
 from causalab.neural.target import Site, Target
 from causalab.fit.neuron_search import greedy_neuron_blocks
 from causalab.progress import Progress, report
@@ -63,6 +64,8 @@ class PreparedPairs:
     labels: torch.Tensor
     set_index: torch.Tensor
     intervention_sets: list[tuple[str, ...]]
+    # what the target keeps to resume above the site (Target.resume_cache), rows as base_inputs
+    resume: ResumeCache | None = None
 
     def __len__(self) -> int:
         return self.h_base.shape[0]
@@ -71,7 +74,18 @@ class PreparedPairs:
         """The pairs at ``idx``, with everything they cache."""
         return PreparedPairs(index_inputs(self.base_inputs, idx), self.h_base[idx],
                              {v: h[idx] for v, h in self.h_sources.items()}, self.labels[idx], self.set_index[idx],
-                             list(self.intervention_sets))
+                             list(self.intervention_sets), self.resume_rows(idx))
+
+    def resume_rows(self, idx: torch.Tensor | slice) -> ResumeCache | None:
+        """The resume cache of the pairs at ``idx`` (``None`` when the target keeps none)."""
+        return None if self.resume is None else self.resume.rows(idx)
+
+    def base_logits(self, target: Target, site: Site, idx: torch.Tensor | slice, h: torch.Tensor) -> torch.Tensor:
+        """``target.patched_logits`` on the bases at ``idx`` with ``h`` at ``site``, resuming from the cache if any."""
+        inputs, resume = index_inputs(self.base_inputs, idx), self.resume_rows(idx)
+        if resume is None:
+            return target.patched_logits(inputs, site, h)
+        return target.patched_logits(inputs, site, h, resume=resume)
 
     def intervened(self) -> dict[str, torch.Tensor]:
         """Per variable, the rows that intervene on it (elsewhere its source is the base itself)."""
@@ -83,9 +97,15 @@ class PreparedPairs:
 
 
 @torch.no_grad()
-def hidden_states(target: Target, inputs: Any, site: Site, batch_size: int = 8192) -> torch.Tensor:
+def hidden_states(target: Target, inputs: Any, site: Site, batch_size: int = 8192,
+                  resume: ResumeCache | None = None) -> torch.Tensor:
+    """The hidden states at ``site``, ``batch_size`` rows at a time (read from ``resume`` where it holds them)."""
     n = _rows(inputs)
-    parts = [target.hidden(index_inputs(inputs, slice(i, i + batch_size)), site) for i in range(0, n, batch_size)]
+    parts = []
+    for i in range(0, n, batch_size):
+        rows = slice(i, i + batch_size)
+        batch = index_inputs(inputs, rows)
+        parts.append(target.hidden(batch, site) if resume is None else target.hidden(batch, site, resume=resume.rows(rows)))
     return torch.cat(parts) if parts else torch.zeros(0, target.width(site))
 
 
@@ -102,16 +122,17 @@ def prepare(
 ) -> PreparedPairs:
     """Encode a dataset and cache the hidden states of bases and sources at ``site``.
 
-    The base inputs also carry whatever the target caches to resume from ``site``
-    (:meth:`Target.resume_inputs`, e.g. an LM's residual stream after the site's block).
+    Beside the base inputs the pairs carry whatever the target caches to resume from
+    ``site`` (:meth:`Target.resume_cache`, e.g. an LM's residual stream after the site's block).
     After the bases and after each variable's sources, a :class:`~causalab.progress.Progress`
     goes to ``progress`` (default: :func:`causalab.progress.report`).
     """
     if len(data) == 0:
         raise DataError(f"no pairs to prepare for {task.name!r} at {site}: the dataset is empty")
     emit, start, parts = progress or report, time.perf_counter(), 1 + len(data.sources)
-    base_inputs = target.resume_inputs(_finite(inputs_to(task.encode(data.base), device, dtype), task, "base inputs"), site)
-    h_base = _finite(hidden_states(target, base_inputs, site, batch_size), task, f"base hidden states at {site}")
+    base_inputs = _finite(inputs_to(task.encode(data.base), device, dtype), task, "base inputs")
+    resume = target.resume_cache(base_inputs, site)
+    h_base = _finite(hidden_states(target, base_inputs, site, batch_size, resume), task, f"base hidden states at {site}")
     emit(Progress("caching hidden states", 1, parts, time.perf_counter() - start, f"{h_base.shape[0]} pairs"))
     h_sources = {}
     for var, src in data.sources.items():
@@ -119,7 +140,8 @@ def prepare(
         h_sources[var] = _finite(hidden_states(target, inputs, site, batch_size), task, f"{var!r} source hidden states at {site}")
         emit(Progress("caching hidden states", len(h_sources) + 1, parts, time.perf_counter() - start, f"{h_base.shape[0]} pairs"))
     labels = task.labels(data).to(device)
-    return PreparedPairs(base_inputs, h_base, h_sources, labels, data.set_index.to(device), list(data.intervention_sets))
+    return PreparedPairs(base_inputs, h_base, h_sources, labels, data.set_index.to(device), list(data.intervention_sets),
+                         resume)
 
 
 def _finite(values: Any, task: Task, what: str) -> Any:
@@ -140,7 +162,7 @@ def patched_logits(
 ) -> torch.Tensor:
     rows = {v: m[idx] for v, m in pairs.intervened().items()}
     h = interchange(phi, pairs.h_base[idx], {v: hs[idx] for v, hs in pairs.h_sources.items()}, partition, rows)
-    return target.patched_logits(index_inputs(pairs.base_inputs, idx), site, h)
+    return pairs.base_logits(target, site, idx, h)
 
 
 @torch.no_grad()

@@ -24,6 +24,7 @@ from torch import nn
 from causalab.errors import ConfigError, SiteError
 from causalab.neural.components import BlockParts, Component, hook
 from causalab.neural.pythia_init import INITS, pythia_init_
+from causalab.neural.resume_cache import ResumeCache
 from causalab.neural.target import Site, Target
 
 # target_options "arch" -> (transformers config class, query heads per key/value head). The Llama-like
@@ -125,9 +126,19 @@ class LMTarget(Target):
         self.positions = tuple(positions)
         self.layer_path, self.blocks = _find_layers(model)
         self.n_layers = len(self.blocks)
-        self._pyvene: dict = {}  # cached IntervenableModels, kept out of the module tree
+        self._engine_models: dict = {}  # a patching engine's wrapped models (pyvene's), kept out of the module tree
         self._parts: list[BlockParts] = []  # the block's sub-modules for component sites, read on first use
         self.hidden_width = self._dry_width()
+
+    def engine_model(self, key: Any, build: Callable[[], Any]) -> Any:
+        """A patching engine's model for ``key`` (pyvene's ``IntervenableModel`` per site), built once by ``build()``.
+
+        Kept on the target, outside its module tree, so repeated steps reuse it.
+        """
+        model = self._engine_models.get(key)
+        if model is None:
+            model = self._engine_models[key] = build()
+        return model
 
     def _dry_width(self) -> int:
         """Width of the residual stream, read from a one-token forward pass rather than the config."""
@@ -222,15 +233,15 @@ class LMTarget(Target):
         raise SiteError(f"the inputs carry no positions for {position!r} (expected a key {key!r})")
 
     # --- running --------------------------------------------------------------------
-    def hidden(self, inputs: Any, site: Site) -> torch.Tensor:
+    def hidden(self, inputs: Any, site: Site, resume: ResumeCache | None = None) -> torch.Tensor:
         site = self.check_site(site)
         pos = self.token_positions(inputs, site.position)
         component = Component.parse(site.component)
         if component.kind != "block_output":
             return self._component_hidden(inputs, site, component, pos)
-        stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
-        if stream is not None:  # cached by resume_inputs: no forward pass
-            col = pos.to(stream.device) - inputs.get(f"stream_start_{site.layer}", 0)
+        stream = resume.stream if resume is not None and resume.serves(site.layer) else None
+        if stream is not None:  # cached by resume_cache: no forward pass
+            col = pos.to(stream.device) - (0 if resume.starts is None else resume.starts)
             if bool(((col >= 0) & (col < stream.shape[1])).all()):
                 return stream[torch.arange(stream.shape[0], device=stream.device), col]
 
@@ -269,39 +280,37 @@ class LMTarget(Target):
         hidden = self.model.base_model(input_ids=self.input_ids(inputs), use_cache=False).last_hidden_state
         return arch.unembed(self.model, hidden[torch.arange(hidden.shape[0], device=hidden.device), pos])
 
-    def resume_inputs(self, inputs: Any, site: Site, batch_size: int = 256) -> Any:
+    def resume_cache(self, inputs: Any, site: Site, batch_size: int = 256) -> ResumeCache | None:
         """Cache what a fitting step resumes from, once per dataset (no autograd, ``batch_size`` rows at a time).
 
         Each row's positions before its own first patched or read position ``s`` do not
-        depend on the patch. What is kept is the first of these that fits in
-        ``CAUSALAB_KV_CACHE_MB`` (default 4096):
+        depend on the patch. What is kept (a :class:`ResumeCache`) is the first of these
+        that fits in ``CAUSALAB_KV_CACHE_MB`` (default 4096):
 
-        1. the upper blocks' keys and values there (``kv_<layer>``, one tensor per block
-           and kind, stored as ``CAUSALAB_KV_CACHE_DTYPE``, default float32) and the
-           residual stream after the site's block from ``s`` to the row's patched and
-           read positions only (``stream_<layer>``, from ``stream_start_<layer>``): a
-           last-token step then runs one position per row and upper block;
-        2. the whole residual stream after the site's block: each step recomputes the
-           prefix's keys and values without autograd;
-        3. nothing (``recompute_stream_<layer>`` marks it): each step also recomputes the
-           stream without autograd, so only the hidden states at the site stay in memory.
+        1. ``"window"``: the upper blocks' keys and values there (one tensor per block and
+           kind, stored as ``CAUSALAB_KV_CACHE_DTYPE``, default float32) and the residual
+           stream after the site's block from ``s`` to the row's patched and read
+           positions only: a last-token step then runs one position per row and upper block;
+        2. ``"stream"``: the whole residual stream after the site's block: each step
+           recomputes the prefix's keys and values without autograd;
+        3. ``"recompute"``: nothing; each step also recomputes the stream without
+           autograd, so only the hidden states at the site stay in memory.
 
         All three give the same logits. Only for block outputs on the hook engine and
         architectures :mod:`causalab.neural.resume` covers (:attr:`path` is ``"resume"``),
         and sequences that fit in the model's sliding attention window if it has one;
-        otherwise each step runs the full forward with a hook.
+        otherwise each step runs the full forward with a hook (``None``: nothing cached).
         """
         from causalab.neural.resume import (architecture, prefix_keys_values, residual_stream, split_keys_values,
                                             supports_resume)
 
         site = self.check_site(site)
         if self.engine != "hook" or not supports_resume(self.model) or site.component != "block_output":
-            return inputs
+            return None
         ids = self.input_ids(inputs)
         window = architecture(self.model).exact_length(self.model)
         if window is not None and ids.shape[1] > window:  # the resume path's masks are plain causal
-            return inputs
-        out = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
+            return None
         n, T = ids.shape
         upper = self.n_layers - site.layer
         patched, read = self.token_positions(inputs, site.position), self.token_positions(inputs, "last")
@@ -314,8 +323,7 @@ class LMTarget(Target):
         row_cache_mb = n * self.hidden_width * (upper * 2 * S * itemsize + W * 4) / mib
         cache_kv = n > 0 and row_cache_mb <= budget
         if n and not cache_kv and n * T * self.hidden_width * 4 / mib > budget:
-            out[f"recompute_stream_{site.layer}"] = torch.ones(n, dtype=torch.bool, device=ids.device)
-            return out
+            return ResumeCache(site.layer)
         kept: torch.Tensor | None = None  # the stream (or its windows), filled in place like the cache:
         kvs: dict[str, torch.Tensor] = {}  # concatenating parts would hold two copies of it at the end
         with torch.no_grad():
@@ -335,18 +343,15 @@ class LMTarget(Target):
                     kept = part_stream.new_empty((n, *part_stream.shape[1:]))
                 kept[i : i + batch_size] = part_stream
         if kept is None:
-            return out
-        out[f"stream_{site.layer}"] = kept
-        if cache_kv:
-            out[f"stream_start_{site.layer}"] = starts
-            if kvs:
-                out[f"kv_{site.layer}"] = kvs
-        return out
+            return None
+        return ResumeCache(site.layer, kept, starts, kvs) if cache_kv else ResumeCache(site.layer, kept)
 
-    def patched_logits(self, inputs: Any, site: Site, h: torch.Tensor, engine: str | None = None) -> torch.Tensor:
+    def patched_logits(self, inputs: Any, site: Site, h: torch.Tensor, engine: str | None = None, *,
+                       resume: ResumeCache | None = None) -> torch.Tensor:
         """Last-position logits with the block output at ``site`` replaced by ``h`` ``(B, d)``.
 
-        With a cached stream (:meth:`resume_inputs`) only the blocks above the site run.
+        With a cache of the stream (``resume``, from :meth:`resume_cache`, rows as ``inputs``)
+        only the blocks above the site run.
         """
         site = self.check_site(site)
         engine = engine or self.engine
@@ -359,8 +364,9 @@ class LMTarget(Target):
                 return self.logits(inputs)
             finally:
                 handle.remove()
-        stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
-        if engine == "hook" and stream is None and isinstance(inputs, Mapping) and f"recompute_stream_{site.layer}" in inputs:
+        resume = resume if resume is not None and resume.serves(site.layer) else None
+        stream = None if resume is None else resume.stream
+        if engine == "hook" and resume is not None and resume.kind == "recompute":
             from causalab.neural.resume import residual_stream
 
             with torch.no_grad():
@@ -369,7 +375,7 @@ class LMTarget(Target):
             from causalab.neural.resume import resume_logits, resume_window  # noqa: I001
 
             positions, read = self.token_positions(inputs, site.position), self.token_positions(inputs, "last")
-            starts, kv = inputs.get(f"stream_start_{site.layer}"), inputs.get(f"kv_{site.layer}")
+            starts, kv = resume.starts, resume.keys_values or None
             if starts is None:
                 return resume_logits(self.model, site.layer, stream, positions, h, read_positions=read, prefix_kv=kv)
             if kv is not None or site.layer == self.n_layers or not bool(starts.any()):
@@ -465,7 +471,7 @@ def random_lm(vocab_size: int, *, arch: str = "gpt_neox", size: str = "14m", see
 
 
 def kv_cache_budget_mb() -> float:
-    """Largest per-dataset key/value cache :meth:`LMTarget.resume_inputs` keeps (``CAUSALAB_KV_CACHE_MB``, MiB)."""
+    """Largest per-dataset key/value cache :meth:`LMTarget.resume_cache` keeps (``CAUSALAB_KV_CACHE_MB``, MiB)."""
     raw = os.environ.get("CAUSALAB_KV_CACHE_MB", "4096")
     try:
         value = float(raw)

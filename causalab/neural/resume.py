@@ -413,7 +413,7 @@ def resume_window(
     and values at positions ``0 .. P - 1`` with ``P >= starts.max()`` (row ``r`` reads
     its first ``starts[r]``). Each row must start at or before its patched and read
     positions, and its window must reach its read position. This is what a fitting
-    step runs on :meth:`~causalab.neural.lm.LMTarget.resume_inputs`'s cache: at the
+    step runs on :meth:`~causalab.neural.lm.LMTarget.resume_cache`'s cache: at the
     last token, one position per row and upper block.
     """
     arch = architecture(model)
