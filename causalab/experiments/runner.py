@@ -11,6 +11,7 @@ from causalab.experiments.build import build_run
 from causalab.experiments.config import ExperimentConfig
 from causalab.fit.measure import Measurement, measure
 from causalab.maps.saved import map_folder, save_alignment
+from causalab.runtime import RuntimeSettings
 
 # What a run returns: the one result type of every measurement, with its config attached.
 ExperimentResult = Measurement
@@ -22,13 +23,15 @@ def run_experiment(
     *,
     validated: bool = False,
     save_map: str | os.PathLike | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> Measurement:
     """Fit and score one config. ``validated=True`` skips the up-front check (sweeps validate every config first).
 
     The check builds the pieces dry, so a bad field fails before a trained target is trained.
     ``save_map`` (a folder) saves the fitted map there as ``<config hash>.safetensors``
     (:func:`causalab.save_alignment`, with its partition and the config hash); the
-    result's ``map_file`` and the record's ``"map_file"`` name the file.
+    result's ``map_file`` and the record's ``"map_file"`` name the file. ``runtime``
+    (default: read from the environment once) is recorded beside the results, never hashed.
     """
     start = time.perf_counter()
     if not validated:
@@ -36,7 +39,7 @@ def run_experiment(
     folder = map_folder(save_map) if save_map is not None else None
     run = build_run(config)
     result = measure(run.target, run.site, run.task, run.phi, config.settings(), partition=run.partition,
-                     progress=progress)
+                     progress=progress, runtime=runtime)
     result.spec = config.alignment
     result.config = config
     if folder is not None:

@@ -24,6 +24,7 @@ from causalab.maps.intervene import Partition, interchange
 from causalab.fit.metrics import IIAResult, iia_from_correct
 from causalab.neural.resume_cache import ResumeCache
 from causalab.neural.target import Site, Target
+from causalab.runtime import RuntimeSettings
 from causalab.fit.neuron_search import greedy_neuron_blocks
 from causalab.progress import Progress, report
 from causalab.fit.schedule import ReduceOnPlateau
@@ -119,11 +120,13 @@ def prepare(
     dtype: torch.dtype | None = None,
     batch_size: int = 8192,
     progress: Callable[[Progress], None] | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> PreparedPairs:
     """Encode a dataset and cache the hidden states of bases and sources at ``site``.
 
     Beside the base inputs the pairs carry whatever the target caches to resume from
-    ``site`` (:meth:`Target.resume_cache`, e.g. an LM's residual stream after the site's block).
+    ``site`` (:meth:`Target.resume_cache`, e.g. an LM's residual stream after the site's
+    block), within the ``runtime`` settings' cache budget (default: from the environment).
     After the bases and after each variable's sources, a :class:`~causalab.progress.Progress`
     goes to ``progress`` (default: :func:`causalab.progress.report`).
     """
@@ -131,7 +134,7 @@ def prepare(
         raise DataError(f"no pairs to prepare for {task.name!r} at {site}: the dataset is empty")
     emit, start, parts = progress or report, time.perf_counter(), 1 + len(data.sources)
     base_inputs = _finite(inputs_to(task.encode(data.base), device, dtype), task, "base inputs")
-    resume = target.resume_cache(base_inputs, site)
+    resume = target.resume_cache(base_inputs, site, runtime)
     h_base = _finite(hidden_states(target, base_inputs, site, batch_size, resume), task, f"base hidden states at {site}")
     emit(Progress("caching hidden states", 1, parts, time.perf_counter() - start, f"{h_base.shape[0]} pairs"))
     h_sources = {}

@@ -35,13 +35,16 @@ class ResumeCache:
     ``stream`` is ``(B, W, d)`` (windows from ``starts``, ``(B,)``) or ``(B, T, d)`` (the whole
     stream, ``starts`` is ``None``), or ``None`` when each step recomputes it;
     ``keys_values`` maps ``keys_<i>``/``values_<i>`` (``i`` counts the blocks above the
-    site) to ``(B, key/value heads, P, head width)`` tensors, or is empty.
+    site) to ``(B, key/value heads, P, head width)`` tensors, or is empty. ``compile``:
+    steps on this cache run the resumed blocks through ``torch.compile`` (the runtime
+    setting it was built with, :class:`~causalab.runtime.RuntimeSettings`).
     """
 
     layer: int
     stream: torch.Tensor | None = None
     starts: torch.Tensor | None = None
     keys_values: dict[str, torch.Tensor] = field(default_factory=dict)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.starts is not None and self.stream is None:
@@ -64,13 +67,13 @@ class ResumeCache:
         """The cache of rows ``idx`` (each tensor's rows, selected as the inputs' rows are)."""
         pick = lambda t: None if t is None else take_rows(t, idx)  # noqa: E731
         return ResumeCache(self.layer, pick(self.stream), pick(self.starts),
-                           {k: take_rows(v, idx) for k, v in self.keys_values.items()})
+                           {k: take_rows(v, idx) for k, v in self.keys_values.items()}, self.compile)
 
     def to(self, device: torch.device | str) -> "ResumeCache":
         """The cache on ``device``."""
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return ResumeCache(self.layer, move(self.stream), move(self.starts),
-                           {k: v.to(device) for k, v in self.keys_values.items()})
+                           {k: v.to(device) for k, v in self.keys_values.items()}, self.compile)
 
     def nbytes(self) -> int:
         """Bytes the cache holds."""

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from causalab.neural.resume_cache import ResumeCache
+from causalab.runtime import RuntimeSettings
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,13 @@ class Target(nn.Module):
         """``target(inputs)`` is ``target.logits(inputs)``: what a wrapper such as pyvene's ``IntervenableModel`` calls."""
         return self.logits(inputs)
 
-    def resume_cache(self, inputs: Any, site: Site) -> ResumeCache | None:
+    def resume_cache(self, inputs: Any, site: Site, runtime: RuntimeSettings | None = None) -> ResumeCache | None:
         """What ``patched_logits`` needs to resume from ``site`` without recomputing below it, or ``None``.
 
         Called once per dataset by :func:`causalab.fit.train.prepare` on the base inputs,
         which carry it beside them (:class:`~causalab.fit.train.PreparedPairs`) and hand
-        each batch's rows of it to ``hidden`` and ``patched_logits`` as ``resume=``. The
+        each batch's rows of it to ``hidden`` and ``patched_logits`` as ``resume=``;
+        ``runtime`` bounds what is kept (:class:`~causalab.runtime.RuntimeSettings`). The
         default caches nothing (an MLP's upper layers read only the patched state).
         """
         return None
