@@ -7,7 +7,7 @@ import causalab as cl
 from algorithms.hierarchical_equality import oracle_mlp
 from alignments.standardize import StandardizableMap, Standardized
 from causalab.errors import AlignmentError, FitError
-from causalab.maps.knobs import coupling_width, positive_float, positive_int
+from causalab.maps.knobs import coupling_width, int_at_least, positive_float, positive_int
 
 
 def oracle_pairs(n_train=200, n_val=100):
@@ -124,5 +124,10 @@ def test_shared_knob_checks_name_family_and_knob():
             positive_float("glow", "scale_bound", bad)
     with pytest.raises(AlignmentError, match="revnet: a coupling map needs"):
         coupling_width("revnet", 1)
+    assert int_at_least("constructed", "margin_steps", 0, 0) == 0
+    with pytest.raises(AlignmentError, match="constructed: knob 'margin_steps' must be an integer >= 0, got -1"):
+        int_at_least("constructed", "margin_steps", -1, 0)
     with pytest.raises(AlignmentError, match="spline_flow: knob 'bins'"):
         cl.make_alignment("spline_flow:bins=0", 4)
+    with pytest.raises(AlignmentError, match="constructed: knob 'lr' must be a positive finite number"):
+        cl.make_alignment("constructed:lr=0", 4)

@@ -18,6 +18,13 @@ def positive_int(family: str, knob: str, value: object) -> int:
     return value
 
 
+def int_at_least(family: str, knob: str, value: object, low: int) -> int:
+    """``value`` as an integer ``>= low`` (``bool`` is not an integer here)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise AlignmentError(f"{family}: knob {knob!r} must be an integer >= {low}, got {value!r}")
+    return value
+
+
 def positive_float(family: str, knob: str, value: object) -> float:
     """``value`` as a positive finite float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
