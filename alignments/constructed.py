@@ -39,6 +39,7 @@ import torch
 
 from causalab.maps.alignment import AlignmentMap
 from causalab.errors import AlignmentError
+from causalab.maps.knobs import int_at_least, positive_float
 from causalab.maps.nearest import closest_pair, find_within
 from causalab.registry import register_alignment
 
@@ -66,14 +67,12 @@ class ConstructedMap(AlignmentMap):
         super().__init__(width)
         if fixed not in FIXED:
             raise AlignmentError(f"constructed: fixed must be one of {FIXED}, got {fixed!r}")
-        for name, v, low in (("steps", steps, 1), ("margin_steps", margin_steps, 0), ("batch", batch, 1)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < low:
-                raise AlignmentError(f"constructed: {name} must be an integer >= {low}, got {v!r}")
-        for name, v in (("lr", lr), ("match_tol", match_tol)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
-                raise AlignmentError(f"constructed: {name} must be a positive finite number, got {v!r}")
-        self.fixed, self.steps, self.lr, self.margin_steps = fixed, steps, float(lr), margin_steps
-        self.match_tol, self.batch = float(match_tol), batch
+        self.fixed = fixed
+        self.steps = int_at_least("constructed", "steps", steps, 1)
+        self.margin_steps = int_at_least("constructed", "margin_steps", margin_steps, 0)
+        self.batch = int_at_least("constructed", "batch", batch, 1)
+        self.lr = positive_float("constructed", "lr", lr)
+        self.match_tol = positive_float("constructed", "match_tol", match_tol)
         # a rotation round-trips to float rounding; the identity and the swap exactly
         self.tolerance = 1e-5 if fixed == "rotation" else 0.0
         if fixed == "rotation":

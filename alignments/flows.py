@@ -27,16 +27,10 @@ from normflows.utils.masks import create_alternating_binary_mask
 import torch
 from torch import nn
 
-from alignments.revnet import check_coupling_width, positive_int
 from alignments.standardize import StandardizableMap
 from causalab.errors import AlignmentError, FitError
+from causalab.maps.knobs import coupling_width, positive_float, positive_int
 from causalab.registry import register_alignment
-
-
-def positive_float(family: str, knob: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise AlignmentError(f"{family}: knob {knob!r} must be a positive finite number, got {value!r}")
-    return float(value)
 
 
 class BoundedShiftScale(nn.Module):
@@ -138,7 +132,7 @@ class CouplingStack(StandardizableMap):
 
 def check_affine_knobs(family: str, width: int, layers: int, hidden: int, depth: int, scale_bound: float) -> float:
     """Validate the knobs shared by the affine-coupling families; return the scale bound."""
-    check_coupling_width(family, width)
+    coupling_width(family, width)
     for knob, value in (("layers", layers), ("hidden", hidden), ("depth", depth)):
         positive_int(family, knob, value)
     return positive_float(family, "scale_bound", scale_bound)
@@ -245,7 +239,7 @@ class SplineFlowMap(CouplingStack):
         standardize: bool = False,
     ) -> None:
         super().__init__(width, standardize)
-        check_coupling_width("spline_flow", width)
+        coupling_width("spline_flow", width)
         positive_int("spline_flow", "layers", layers)
         positive_int("spline_flow", "hidden", hidden)
         positive_int("spline_flow", "depth", depth)

@@ -38,6 +38,7 @@ class IdentityMap(AlignmentMap):
         if search not in SEARCHES:
             raise AlignmentError(f"identity: search must be one of {SEARCHES}, got {search!r}")
         self.search = search
+        self.fitting = "search" if search == "greedy" else "gradient"  # the declared capability fit_alignment reads
         self.register_buffer("order", torch.arange(width))
         self.register_buffer("unorder", torch.arange(width))
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from alignments.standardize import StandardizableMap
-from causalab.errors import AlignmentError
+from causalab.maps.knobs import coupling_width, positive_int
 from causalab.neural.mlp import relu_mlp
 from causalab.registry import register_alignment
 
@@ -47,17 +47,6 @@ class AdditiveCoupling(nn.Module):
         return torch.cat(self.inverse_halves(y[..., : self.split], y[..., self.split :]), dim=-1)
 
 
-def positive_int(family: str, knob: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise AlignmentError(f"{family}: knob {knob!r} must be a positive integer, got {value!r}")
-    return value
-
-
-def check_coupling_width(family: str, width: int) -> None:
-    if width < 2:
-        raise AlignmentError(f"{family}: a coupling map needs a hidden width of at least 2 coordinates, got {width}")
-
-
 @register_alignment("revnet")
 class RevNetMap(StandardizableMap):
     """RevNet of additive coupling blocks. Knobs: ``blocks``, ``hidden``, ``depth``, ``standardize``."""
@@ -68,7 +57,7 @@ class RevNetMap(StandardizableMap):
 
     def __init__(self, width: int, blocks: int = 5, hidden: int = 16, depth: int = 1, standardize: bool = False) -> None:
         super().__init__(width, standardize)
-        check_coupling_width("revnet", width)
+        coupling_width("revnet", width)
         self.blocks = positive_int("revnet", "blocks", blocks)
         self.hidden = positive_int("revnet", "hidden", hidden)
         self.depth = positive_int("revnet", "depth", depth)

@@ -12,12 +12,15 @@ Two ways to use it:
   ``affine_flow``, ``spline_flow``, ``glow``);
 - :class:`Standardized` wrapping any map in Python: ``Standardized(RotationMap(16))``.
 
-Either way the map gains ``fit_statistics(h)``, which :func:`causalab.fit_alignment`
-calls on the training base hidden states before the first step. Statistics are
+Either way the map's ``fit_statistics(h)`` (a no-op on :class:`~causalab.AlignmentMap`)
+fits them: :func:`causalab.fit_alignment` calls it on the training base hidden states
+before the first step. Statistics are
 fitted once (a warm-started map keeps its own); pass ``refit=True`` to replace them.
 """
 
 from __future__ import annotations
+
+from abc import abstractmethod
 
 import torch
 
@@ -85,9 +88,7 @@ class Standardized(AlignmentMap):
 
     def fit_statistics(self, h: torch.Tensor, refit: bool = False) -> None:
         self.standardization.fit_statistics(h, refit=refit)
-        inner_fit = getattr(self.inner, "fit_statistics", None)
-        if callable(inner_fit):
-            inner_fit(self.standardization(h), refit=refit)
+        self.inner.fit_statistics(self.standardization(h), refit=refit)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.inner(self.standardization(h))
@@ -116,11 +117,13 @@ class StandardizableMap(AlignmentMap):
         if self.standardization is not None:
             self.standardization.fit_statistics(h, refit=refit)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``phi`` on ``(n, width)``, after the standardisation."""
 
-    def _inverse(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _inverse(self, z: torch.Tensor) -> torch.Tensor:
+        """``phi^-1`` on ``(n, width)``, before the standardisation's inverse."""
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         self.check_width(h)

@@ -193,19 +193,12 @@ def setup(size: str, spec: str, batch: int, n_pairs: int, paths=("after", "befor
     if "after" in paths:
         phi_a, opt_a = fresh("after")
         steps["after"] = lambda idx: train_step(lm, site, phi_a, part, task, pairs, idx, opt_a)
-    if "compiled" in paths:  # the fit loop's step with CAUSALAB_COMPILE=1, interleaved with the eager one
-        import os
+    if "compiled" in paths:  # the fit loop's step with the runtime setting compile on, interleaved with the eager one
+        import dataclasses
 
         phi_c, opt_c = fresh("compiled")
-
-        def compiled(idx):
-            os.environ["CAUSALAB_COMPILE"] = "1"
-            try:
-                return train_step(lm, site, phi_c, part, task, pairs, idx, opt_c)
-            finally:
-                os.environ.pop("CAUSALAB_COMPILE")
-
-        steps["compiled"] = compiled
+        compiled_pairs = dataclasses.replace(pairs, resume=dataclasses.replace(pairs.resume, compile=True))
+        steps["compiled"] = lambda idx: train_step(lm, site, phi_c, part, task, compiled_pairs, idx, opt_c)
     if "before" in paths:
         from torch.nn.utils import parametrize
 
@@ -241,8 +234,8 @@ class SimpleSetup:
                 return x.numel() * x.element_size()
             return sum(size(v) for v in x.values())
 
-        keep = {k: v for k, v in self.pairs.base_inputs.items() if k.startswith(("stream", "kv_", "recompute"))}
-        total = size(keep) + size(self.pairs.h_base) + sum(size(h) for h in self.pairs.h_sources.values())
+        kept = self.pairs.resume.nbytes() if self.pairs.resume is not None else 0
+        total = kept + size(self.pairs.h_base) + sum(size(h) for h in self.pairs.h_sources.values())
         return total / len(self.pairs)
 
     def estimate(self, spec: str) -> tuple[float, list]:
@@ -317,7 +310,7 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=5, help="interleaved rounds (medians reported)")
     p.add_argument("--steps", type=int, default=5, help="steps per path per round")
     p.add_argument("--no-before", action="store_true", help="time only the current path")
-    p.add_argument("--compile", action="store_true", help="also time the current path with CAUSALAB_COMPILE=1 "
+    p.add_argument("--compile", action="store_true", help="also time the current path with the runtime setting compile on "
                    "(torch.compile of the resumed blocks), interleaved with the others")
     p.add_argument("--kv-cache-mb", help="CAUSALAB_KV_CACHE_MB for the runs (0: nothing cached, the stream is "
                    "recomputed each step)")

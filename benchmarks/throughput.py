@@ -90,7 +90,7 @@ def map_intervention(phi, mask):
 
 
 def resuming_lm(**kwargs):
-    """A random ``LMTarget``: its ``patched_logits`` resumes from the stream ``resume_inputs`` cached."""
+    """A random ``LMTarget``: its ``patched_logits`` resumes from the stream ``resume_cache`` kept."""
     from causalab.neural.lm import random_lm
 
     return random_lm(**kwargs)
@@ -237,10 +237,10 @@ def setup_lm(spec: str, batch: int, paths, seed: int = 0, size: str = "31m", lay
 
     if "causalab" in paths:
         base_inputs = {"input_ids": base_ids}
-        base_inputs = target.resume_inputs(base_inputs, site)
-        pairs = PreparedPairs(base_inputs, hidden_states(target, base_inputs, site),
+        resume = target.resume_cache(base_inputs, site)
+        pairs = PreparedPairs(base_inputs, hidden_states(target, base_inputs, site, resume=resume),
                               {"V": hidden_states(target, {"input_ids": src_ids}, site)}, labels,
-                              torch.zeros(n, dtype=torch.long), [("V",)])
+                              torch.zeros(n, dtype=torch.long), [("V",)], resume)
         phi_c, opt_c = fresh_map("causalab")
         steps["causalab"] = lambda i: train_step(target, site, phi_c, partition, task, pairs, batch_idx(i), opt_c)
     if "raw" in paths:
@@ -331,10 +331,11 @@ def job_scale(size, spec, layer, batch, n_train, n_val, epochs, seq, vocab) -> d
     def pairs(n):
         ids, src = torch.randint(0, vocab, (n, seq), generator=g), torch.randint(0, vocab, (n, seq), generator=g)
         # a learnable counterfactual label: the source's token at the last position
-        base_inputs = target.resume_inputs({"input_ids": ids}, site)
-        return PreparedPairs(base_inputs, hidden_states(target, base_inputs, site, 256),
+        base_inputs = {"input_ids": ids}
+        resume = target.resume_cache(base_inputs, site)
+        return PreparedPairs(base_inputs, hidden_states(target, base_inputs, site, 256, resume),
                              {"V": hidden_states(target, {"input_ids": src}, site, 256)}, src[:, -1].clone(),
-                             torch.zeros(n, dtype=torch.long), [("V",)])
+                             torch.zeros(n, dtype=torch.long), [("V",)], resume)
 
     train, val = pairs(n_train), pairs(n_val)
     t_prep = time.perf_counter() - t0

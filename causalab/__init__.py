@@ -14,6 +14,7 @@ from causalab.maps.intervene import Partition, interchange
 from causalab.maps.saved import SavedAlignment, load_alignment, save_alignment
 from causalab.neural import LMTarget, MLPTarget, Site, Target, random_mlp, train_mlp, trained_mlp
 from causalab.neural.build import build_target
+from causalab.runtime import RuntimeSettings
 from causalab.registry import (
     AlignmentSpec,
     import_plugin,
@@ -81,6 +82,7 @@ __all__ = [
     "MeasureSettings",
     "Measurement",
     "Partition",
+    "RuntimeSettings",
     "SavedAlignment",
     "Site",
     "Target",

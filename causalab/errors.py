@@ -98,6 +98,14 @@ class ConfigError(CausalabError, ValueError):
     """An experiment configuration names something invalid."""
 
 
+class RuntimeSettingError(ConfigError):
+    """A runtime setting (cache budget or dtype, compilation, threads) holds an invalid value; ``setting`` names it."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 class ConfigFieldError(ConfigError):
     """A config field holds an invalid value; ``field`` names it (dotted for nested fields).
 

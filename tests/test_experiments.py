@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from causalab.errors import ConfigError
+from causalab.runtime import RuntimeSettings
 from causalab.experiments import sweep as sweep_module
 from causalab.errors import ConfigFieldError
 from causalab.experiments.config import ExperimentConfig
@@ -150,16 +151,19 @@ def test_same_config_and_seed_give_the_same_iia(tmp_path):
     assert len(list((tmp_path / "cache").iterdir())) == 1  # trained once, cached
 
 
-def test_record_names_the_environment_settings_that_can_change_its_numbers(monkeypatch):
+def test_record_names_the_runtime_settings_that_can_change_its_numbers(monkeypatch):
     cfg = ExperimentConfig(alignment="rotation", target="oracle", **{**TINY, "epochs": 1})
     monkeypatch.delenv("CAUSALAB_KV_CACHE_DTYPE", raising=False)
     monkeypatch.delenv("CAUSALAB_KV_CACHE_MB", raising=False)
+    monkeypatch.delenv("CAUSALAB_COMPILE", raising=False)
     plain = run_experiment(cfg).to_record()
-    assert "settings" not in plain  # the defaults
-    monkeypatch.setenv("CAUSALAB_KV_CACHE_DTYPE", "float16")
+    assert plain["runtime"] == {"kv_cache_mb": 4096.0, "kv_cache_dtype": "float32", "compile": False}  # the defaults
+    monkeypatch.setenv("CAUSALAB_KV_CACHE_DTYPE", "float16")  # from the environment, read once per run
     half = run_experiment(cfg).to_record()
-    assert half["settings"] == {"CAUSALAB_KV_CACHE_DTYPE": "float16"}
-    assert half["hash"] == plain["hash"]  # a setting, not a config field: old files keep their hashes
+    assert half["runtime"]["kv_cache_dtype"] == "float16"
+    given = run_experiment(cfg, runtime=RuntimeSettings(kv_cache_mb=64)).to_record()  # from Python: the argument wins
+    assert given["runtime"] == {"kv_cache_mb": 64.0, "kv_cache_dtype": "float32", "compile": False}
+    assert half["hash"] == plain["hash"] == given["hash"]  # a setting, not a config field: old files keep their hashes
 
 
 # --- the results store -------------------------------------------------------------------

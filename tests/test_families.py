@@ -167,16 +167,16 @@ def test_resume_equals_the_hooked_forward_with_padding_and_mixed_read_positions(
 
 
 def test_the_cached_fast_path_of_a_fitting_step_equals_the_hooked_forward(target, inputs):
-    """``resume_inputs`` (cached keys/values and per-row stream windows) then ``patched_logits``."""
+    """``resume_cache`` (cached keys/values and per-row stream windows) then ``patched_logits``."""
     for position in ("last", "s2"):
         site = Site(1, position)
-        cached = target.resume_inputs(inputs, site)
-        assert "stream_1" in cached and "kv_1" in cached
+        cached = target.resume_cache(inputs, site)
+        assert cached.kind == "window" and cached.keys_values
         h0 = target.hidden(inputs, site) + torch.randn(10, 32, generator=torch.Generator().manual_seed(4))
         grads, logits = [], []
-        for x in (cached, inputs):
+        for resume in (cached, None):
             h = h0.clone().requires_grad_(True)
-            out = target.patched_logits(x, site, h)
+            out = target.patched_logits(inputs, site, h, resume=resume)
             out[:, :20].square().sum().backward()
             grads.append(h.grad)
             logits.append(out.detach())
@@ -187,7 +187,7 @@ def test_a_sliding_window_shorter_than_the_sentence_falls_back_to_the_hooked_for
     lm = family_lm("mistral", sliding_window=4)
     assert lm.layout().sliding_window == 4
     site = Site(1, "last")
-    assert "stream_1" not in lm.resume_inputs(inputs, site)  # nothing cached: each step runs the hooked forward
+    assert lm.resume_cache(inputs, site) is None  # nothing cached: each step runs the hooked forward
     h = lm.hidden(inputs, site) + 1.0
     block = lm.blocks[0]
     want = reference(lm, inputs, block, inputs["pos_last"], h)
@@ -208,7 +208,7 @@ def test_a_family_without_an_adapter_runs_hooked_at_every_site(inputs):
     assert lm.path == lm.layout().path == "hooked"
     assert lm.layout().key_value_heads == 2 and lm.layout().head_width == 8
     site = Site(1, "last")
-    assert lm.resume_inputs(inputs, site) is inputs
+    assert lm.resume_cache(inputs, site) is None
     for component in ("block_output", "attention_output", "mlp_output", "heads:0"):
         h = lm.hidden(inputs, Site(1, 2, component))
         assert (lm.patched_logits(inputs, Site(1, 2, component), h) - lm.logits(inputs)).abs().max() < 1e-5
@@ -277,7 +277,7 @@ def _fit(arch: str, device: str) -> tuple[float, torch.dtype]:
     site = Site(1, "last")
     train = prepare(lm, site, task, train_d, device=device)
     val = prepare(lm, site, task, val_d, device=device)
-    assert "kv_1" in train.base_inputs  # the fast path's cache
+    assert train.resume.kind == "window" and train.resume.keys_values  # the fast path's cache
     torch.manual_seed(0)
     phi = make_alignment("rotation", 32).to(device)
     before = lm.fingerprint()

@@ -13,6 +13,7 @@ from causalab.experiments import ExperimentConfig, run_experiment
 from causalab.maps.intervene import Partition, interchange
 from causalab.neural.lm import LMTarget, from_pretrained, lm_config, random_lm
 from causalab.maps.pyvene_export import AlignmentIntervention, pyvene_interchange_logits
+from causalab.neural.resume_cache import ResumeCache
 from causalab.neural.target import Site
 
 torch.set_num_threads(1)
@@ -194,22 +195,25 @@ def test_resume_from_the_cached_stream_matches_the_full_forward(arch):
     lm = random_lm(len(data.VOCAB), arch=arch, size="tiny", seed=0, tokenizer=ioi_models.tokenizer())
     site = Site(1, "last")
     pairs = prepare(lm, site, task, task.counterfactuals(96, torch.Generator().manual_seed(0)))
-    assert f"stream_{site.layer}" in pairs.base_inputs and f"kv_{site.layer}" in pairs.base_inputs
-    plain = {k: v for k, v in pairs.base_inputs.items() if not k.startswith(("stream_", "kv_"))}
-    stream_only = {k: v for k, v in pairs.base_inputs.items() if not k.startswith("kv_")}
+    cache = pairs.resume
+    assert cache.kind == "window" and cache.layer == site.layer and cache.keys_values
+    assert not any(k.startswith(("stream", "kv")) for k in pairs.base_inputs)  # the inputs stay the task's encoding
+    stream_only = ResumeCache(cache.layer, cache.stream, cache.starts)
     # the base hidden states read from the cached stream equal a forward pass's
-    assert torch.equal(pairs.h_base, lm.hidden(plain, site))
+    assert torch.equal(pairs.h_base, lm.hidden(pairs.base_inputs, site))
     torch.manual_seed(0)
     phi = RotationMap(lm.width(site))
     part = Partition({"pattern": range(8)}, lm.width(site))
     h = interchange(phi, pairs.h_base, pairs.h_sources, part)
     with torch.no_grad():
-        fast, slow = lm.patched_logits(pairs.base_inputs, site, h), lm.patched_logits(plain, site, h)
-        no_kv = lm.patched_logits(stream_only, site, h)
+        fast, slow = lm.patched_logits(pairs.base_inputs, site, h, resume=cache), lm.patched_logits(pairs.base_inputs, site, h)
+        no_kv = lm.patched_logits(pairs.base_inputs, site, h, resume=stream_only)
+        other_layer = lm.patched_logits(pairs.base_inputs, Site(2, "last"), h, resume=cache)  # not this cache's site
     assert torch.allclose(fast, slow, atol=1e-5)
     assert torch.allclose(fast, no_kv, atol=1e-5)
+    assert torch.allclose(other_layer, lm.patched_logits(pairs.base_inputs, Site(2, "last"), h), atol=0, rtol=0)
     resumed = evaluate(lm, site, phi, part, task, pairs)
-    pairs.base_inputs = plain
+    pairs.resume = None
     assert evaluate(lm, site, phi, part, task, pairs).overall.correct == resumed.overall.correct
 
 
@@ -235,41 +239,42 @@ def test_key_value_cache_respects_its_budget(monkeypatch):
     site = Site(1, "last")
     d = task.counterfactuals(32, torch.Generator().manual_seed(0))
     pairs = prepare(lm, site, task, d)
-    kv = pairs.base_inputs["kv_1"]
+    kv = pairs.resume.keys_values
     last = pairs.base_inputs["pos_last"]
     # every row's own prefix: up to the latest last token of the dataset, a one-position window after it
     assert set(kv) == {"keys_0", "values_0"}  # one tensor per upper block and kind
     assert kv["keys_0"].shape == (32, 4, int(last.max()), lm.hidden_width // 4)
-    assert pairs.base_inputs["stream_1"].shape == (32, 1, lm.hidden_width)
-    assert torch.equal(pairs.base_inputs["stream_start_1"], last)
-    in_parts = lm.resume_inputs(pairs.base_inputs, site, batch_size=5)  # the per-row tier in uneven parts: the same
-    assert torch.allclose(in_parts["stream_1"], pairs.base_inputs["stream_1"], atol=1e-6, rtol=0)
-    assert all(torch.allclose(in_parts["kv_1"][k], kv[k], atol=1e-6, rtol=0) for k in kv)
+    assert pairs.resume.stream.shape == (32, 1, lm.hidden_width)
+    assert torch.equal(pairs.resume.starts, last)
+    in_parts = lm.resume_cache(pairs.base_inputs, site, batch_size=5)  # the per-row tier in uneven parts: the same
+    assert torch.allclose(in_parts.stream, pairs.resume.stream, atol=1e-6, rtol=0)
+    assert all(torch.allclose(in_parts.keys_values[k], kv[k], atol=1e-6, rtol=0) for k in kv)
     stream_mb = pairs.base_inputs["input_ids"].numel() * lm.hidden_width * 4 / 2**20
     monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", str(stream_mb * 1.01))  # the whole stream fits, the row cache does not
-    uncached = prepare(lm, site, task, d).base_inputs
-    assert "kv_1" not in uncached and "stream_start_1" not in uncached
-    assert uncached["stream_1"].shape == (*uncached["input_ids"].shape, lm.hidden_width)  # the whole stream
+    uncached = prepare(lm, site, task, d).resume
+    assert uncached.kind == "stream" and not uncached.keys_values and uncached.starts is None
+    assert uncached.stream.shape == (*pairs.base_inputs["input_ids"].shape, lm.hidden_width)  # the whole stream
     # filled in place a few rows at a time (uneven last part): the stream itself, every row
     from causalab.neural.resume import residual_stream
 
-    in_parts = lm.resume_inputs(pairs.base_inputs, site, batch_size=5)
+    in_parts = lm.resume_cache(pairs.base_inputs, site, batch_size=5)
     with torch.no_grad():
-        whole = residual_stream(lm.model, uncached["input_ids"], 1)
-    assert torch.allclose(in_parts["stream_1"], whole, atol=1e-6, rtol=0)
+        whole = residual_stream(lm.model, pairs.base_inputs["input_ids"], 1)
+    assert torch.allclose(in_parts.stream, whole, atol=1e-6, rtol=0)
     monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", "0")  # nothing fits: the stream is recomputed each step
     bare = prepare(lm, site, task, d)
-    assert not any(k.startswith(("kv_", "stream")) for k in bare.base_inputs) and "recompute_stream_1" in bare.base_inputs
+    assert bare.resume.kind == "recompute" and bare.resume.stream is None and not bare.resume.keys_values
     h = torch.randn(32, lm.hidden_width, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        assert torch.allclose(lm.patched_logits(bare.base_inputs, site, h), lm.patched_logits(pairs.base_inputs, site, h),
+        assert torch.allclose(bare.base_logits(lm, site, slice(None), h), pairs.base_logits(lm, site, slice(None), h),
                               atol=1e-5, rtol=0)
     monkeypatch.setenv("CAUSALAB_KV_CACHE_MB", "lots")
     with pytest.raises(ConfigError, match="CAUSALAB_KV_CACHE_MB must be a number"):
         prepare(lm, site, task, d)
     # the top layer has no block above it: nothing to cache
     monkeypatch.delenv("CAUSALAB_KV_CACHE_MB")
-    assert "kv_2" not in prepare(lm, Site(2, "last"), task, d).base_inputs
+    top = prepare(lm, Site(2, "last"), task, d).resume
+    assert top.layer == 2 and not top.keys_values
 
 
 def test_left_padded_inputs_are_refused_by_name():
@@ -281,7 +286,7 @@ def test_left_padded_inputs_are_refused_by_name():
     assert lm.token_positions({"input_ids": ids, "attention_mask": right}, "last").tolist() == [5, 3, 4]
     assert lm.hidden({"input_ids": ids, "attention_mask": right}, site).shape == (3, lm.hidden_width)
     left = right.flip(1)
-    for call in (lambda x: lm.hidden(x, site), lm.logits, lambda x: lm.resume_inputs(x, site)):
+    for call in (lambda x: lm.hidden(x, site), lm.logits, lambda x: lm.resume_cache(x, site)):
         with pytest.raises(ConfigError, match="row 1 of the attention mask has padding before a real token"):
             call({"input_ids": ids, "attention_mask": left})
 
@@ -311,7 +316,8 @@ def test_pythia_initialisation_matches_the_gpt_neox_library():
 
 
 def test_compiled_resume_runs_the_same_experiment_and_is_recorded(tmp_path, monkeypatch):
-    """CAUSALAB_COMPILE=1 end to end: the same test IIA as the eager blocks, the same hash, and the setting recorded."""
+    """CAUSALAB_COMPILE=1 end to end: the same test IIA as the eager blocks, the same hash, and the setting recorded;
+    the compiled blocks are the target's own."""
     random_lm(V, size="tiny", seed=4, tokenizer=ioi_models.tokenizer()).save(tmp_path / "m")
     cfg = ExperimentConfig(
         algorithm="ioi_pattern", alignment="revnet:blocks=1,hidden=8", target="pretrained", layer=1, position="last",
@@ -322,7 +328,7 @@ def test_compiled_resume_runs_the_same_experiment_and_is_recorded(tmp_path, monk
     eager = run_experiment(cfg).to_record()
     monkeypatch.setenv("CAUSALAB_COMPILE", "1")
     compiled = run_experiment(cfg).to_record()
-    assert compiled["settings"] == {"CAUSALAB_COMPILE": "1"} and "settings" not in eager
+    assert compiled["runtime"]["compile"] is True and eager["runtime"]["compile"] is False
     assert compiled["hash"] == eager["hash"]
     assert compiled["iia"] == pytest.approx(eager["iia"], abs=2 / 64)  # float32 rounding may flip a row
     assert compiled["history"][-1]["val_loss"] == pytest.approx(eager["history"][-1]["val_loss"], abs=1e-4)

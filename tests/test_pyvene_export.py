@@ -36,7 +36,7 @@ def causalab_logits(target, site, task, data, phi, partition):
     pairs = cl.prepare(target, site, task, data)
     with torch.no_grad():
         h = cl.interchange(phi, pairs.h_base, pairs.h_sources, partition, pairs.intervened())
-        return target.patched_logits(pairs.base_inputs, site, h), pairs
+        return pairs.base_logits(target, site, slice(None), h), pairs
 
 
 def check_same_iia(target, site, task, data, phi, partition, atol):

@@ -11,6 +11,7 @@ from causalab import FitConfig, Partition, Site, Target, Task, evaluate, fit_ali
 from causalab.causal.algorithm import Algorithm  # noqa: E402
 from causalab.errors import ArchitectureError, SiteError  # noqa: E402
 from causalab.neural.resume import (  # noqa: E402
+    compile_resume,
     hooked_logits,
     prefix_keys_values,
     residual_stream,
@@ -284,8 +285,8 @@ def test_left_padding_and_mixed_reads_match_in_gradients_with_and_without_hand_w
 
 
 @pytest.mark.parametrize("kind", ["gpt_neox", "gpt2"])
-def test_compiled_resume_gives_the_same_logits_and_gradients(kind, monkeypatch):
-    """CAUSALAB_COMPILE=1 (torch.compile of the resumed blocks): per-row windows with mixed read positions and
+def test_compiled_resume_gives_the_same_logits_and_gradients(kind):
+    """The runtime setting compile (torch.compile of the resumed blocks, ``compiled=``): per-row windows with mixed read positions and
     cached prefixes, and the whole stream with left padding, against the eager blocks and the hooked forward."""
     model = tiny_lm(kind)
     g = torch.Generator().manual_seed(10)
@@ -300,29 +301,29 @@ def test_compiled_resume_gives_the_same_logits_and_gradients(kind, monkeypatch):
     pread, patched = torch.tensor([6, 4, 6, 5, 3]), torch.tensor([3, 4, 2, 5, 1])
     pweights = torch.randn(5, VOCAB, generator=g)
     cases = {
-        "last-token windows": (lambda h: resume_window(model, layer, window, read, read, h, read, split_keys_values(kv)),
+        "last-token windows": (lambda h, c: resume_window(model, layer, window, read, read, h, read,
+                                                          split_keys_values(kv), compiled=c),
                                torch.randn(n, WIDTH, generator=g), weights,
                                lambda h: hooked_logits(model, layer, ids, read, h, read_positions=read)),
-        "left-padded stream": (lambda h: resume_logits(model, layer, pstream, patched, h, attention_mask=mask,
-                                                       read_positions=pread),
+        "left-padded stream": (lambda h, c: resume_logits(model, layer, pstream, patched, h, attention_mask=mask,
+                                                          read_positions=pread, compiled=c),
                                torch.randn(5, WIDTH, generator=g), pweights,
                                lambda h: hooked_logits(model, layer, pids, patched, h, attention_mask=mask,
                                                        read_positions=pread)),
     }
+    compiled_blocks = compile_resume()
     for name, (fn, h0, w, hooked) in cases.items():
-        monkeypatch.delenv("CAUSALAB_COMPILE", raising=False)
-        eager = logits_and_grad(fn, h0, w)
+        eager = logits_and_grad(lambda h: fn(h, None), h0, w)
         ref = logits_and_grad(hooked, h0, w)
-        monkeypatch.setenv("CAUSALAB_COMPILE", "1")
-        compiled = logits_and_grad(fn, h0, w)
+        compiled = logits_and_grad(lambda h: fn(h, compiled_blocks), h0, w)
         for got, want in ((compiled, eager), (compiled, ref)):
             assert torch.allclose(got[0], want[0], atol=1e-5, rtol=0), (name, (got[0] - want[0]).abs().max())
             assert torch.allclose(got[1], want[1], atol=1e-5, rtol=0), (name, (got[1] - want[1]).abs().max())
 
 
 def test_compile_setting_is_checked_and_a_failed_compilation_is_named(monkeypatch):
-    import causalab.neural.resume as resume
     from causalab.errors import ConfigError
+    from causalab.runtime import RuntimeSettings
     from torch._dynamo.exc import BackendCompilerFailed
 
     model = tiny_lm("gpt_neox")
@@ -331,17 +332,16 @@ def test_compile_setting_is_checked_and_a_failed_compilation_is_named(monkeypatc
     h = torch.zeros(2, WIDTH)
     monkeypatch.setenv("CAUSALAB_COMPILE", "yes")
     with pytest.raises(ConfigError, match=r"CAUSALAB_COMPILE must be 0 .* or 1 .*'yes'"):
-        resume_logits(model, 1, stream, SEQ - 1, h)
+        RuntimeSettings.from_env()
+    monkeypatch.setenv("CAUSALAB_COMPILE", "1")  # read once at the entry points: a step never reads it
+    assert resume_logits(model, 1, stream, SEQ - 1, h).shape == (2, VOCAB)
 
     def broken(*args):
         raise BackendCompilerFailed(lambda *a: None, RuntimeError("no C++ compiler found"), None)
 
-    monkeypatch.setenv("CAUSALAB_COMPILE", "1")
-    monkeypatch.setattr(resume, "_compiled_resume", broken)
-    with pytest.raises(ConfigError, match=r"could not compile the resumed blocks .*Unset CAUSALAB_COMPILE"):
-        resume_logits(model, 1, stream, SEQ - 1, h)
-    monkeypatch.setenv("CAUSALAB_COMPILE", "0")  # eager again: the same call works
-    assert resume_logits(model, 1, stream, SEQ - 1, h).shape == (2, VOCAB)
+    with pytest.raises(ConfigError, match=r"could not compile the resumed blocks .*unset CAUSALAB_COMPILE"):
+        resume_logits(model, 1, stream, SEQ - 1, h, compiled=broken)
+    assert resume_logits(model, 1, stream, SEQ - 1, h, compiled=None).shape == (2, VOCAB)  # eager: the same call works
 
 
 def test_window_errors_name_what_is_wrong():

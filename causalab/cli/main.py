@@ -29,6 +29,7 @@ from causalab.experiments.validate import validate_all
 from causalab.progress import listen
 from causalab.registry import ALGORITHMS, ALIGNMENTS, AlignmentSpec, import_plugin, knobs_of, task_options_of
 from causalab.maps.saved import map_folder
+from causalab.runtime import KV_CACHE_DTYPES, RuntimeSettings
 from causalab.threads import use_threads
 
 DEFAULT_ALGORITHMS = "both_equality_relations,left_equality_relation,identity_of_first_argument"
@@ -109,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="(default: float32)")
     run.add_argument("--device", default=None, help="cpu (default) or cuda")
     run.add_argument("--threads", type=int, default=None, help="torch threads in this process (default: $CAUSALAB_THREADS, else 1)")
+    run.add_argument("--kv-cache-mb", type=float, default=None, metavar="MIB",
+                     help="an LM's per-dataset key/value cache budget in MiB, 0 for none "
+                          "(default: $CAUSALAB_KV_CACHE_MB, else 4096)")
+    run.add_argument("--kv-cache-dtype", default=None, metavar="DTYPE",
+                     help=f"the key/value cache's storage dtype: {', '.join(KV_CACHE_DTYPES)} "
+                          "(default: $CAUSALAB_KV_CACHE_DTYPE, else float32)")
+    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                     help="torch.compile an LM's resumed blocks (default: $CAUSALAB_COMPILE=1, else off)")
     run.add_argument("--json", type=Path, help="also append one record per run to this results file (JSONL, as causalab sweep writes; a run already in it is not written twice)")
     run.add_argument("--save-maps", type=Path, metavar="DIR",
                      help="save each fitted map to DIR/<config hash>.safetensors (causalab.load_alignment reads it)")
@@ -217,8 +226,15 @@ def _file_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
     return spec.configs()
 
 
+def _runtime(args: argparse.Namespace) -> RuntimeSettings:
+    """The runtime settings of this command: its options where given, else the environment's, else the defaults."""
+    return RuntimeSettings.from_env(threads=args.threads, kv_cache_mb=args.kv_cache_mb,
+                                    kv_cache_dtype=args.kv_cache_dtype, compile=args.compile)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    use_threads(args.threads)
+    runtime = _runtime(args)
+    use_threads(runtime.threads)
     if args.profile and not args.config:
         raise CausalabError("--profile needs --config FILE.toml")
     configs = _file_configs(args) if args.config else _grid_configs(args)
@@ -231,7 +247,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     bar = RunProgress(len(configs), "runs")
     for cfg in configs:
         with listen(StepLines(bar.write)):
-            res = run_experiment(cfg, validated=True, save_map=maps)  # validate_all above
+            res = run_experiment(cfg, validated=True, save_map=maps, runtime=runtime)  # validate_all above
         bar.advance(f"{cfg.algorithm} {cfg.target} {cfg.alignment} L{cfg.layer} s{cfg.seed} iia={res.test.iia:.3f}")
         if store is not None:  # each record as its run finishes: an interrupted run keeps the finished ones
             written += store.append(res.to_record(), unique=True)
@@ -266,7 +282,7 @@ def _note(event) -> str:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from causalab.experiments.sweep import SweepEvent, run_sweep
 
-    use_threads()
+    use_threads(RuntimeSettings.from_env().threads)  # checked here, before any worker: the workers read them too
     if args.address and args.executor != "ray":
         raise CausalabError("--address is for --executor ray")
     spec = load_sweep(args.file, args.profile)
@@ -327,7 +343,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_dilemma(args: argparse.Namespace) -> int:
     from causalab.dilemma import run_dilemma
 
-    use_threads()
+    use_threads(RuntimeSettings.from_env().threads)  # checked here, before any run: each run reads them too
     bars: dict[str, RunProgress] = {}
 
     def progress(experiment: str, event) -> None:

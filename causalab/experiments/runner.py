@@ -11,6 +11,7 @@ from causalab.experiments.build import build_run
 from causalab.experiments.config import ExperimentConfig
 from causalab.fit.measure import Measurement, measure
 from causalab.maps.saved import map_folder, save_alignment
+from causalab.runtime import RuntimeSettings
 
 # What a run returns: the one result type of every measurement, with its config attached.
 ExperimentResult = Measurement
@@ -22,6 +23,7 @@ def run_experiment(
     *,
     validated: bool = False,
     save_map: str | os.PathLike | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> Measurement:
     """Fit and score one config, building its pieces once.
 
@@ -43,6 +45,9 @@ def run_experiment(
         A folder: the fitted map is saved there as ``<config hash>.safetensors``
         (:func:`causalab.save_alignment`, with its partition and the config hash); the
         result's ``map_file`` and the record's ``"map_file"`` name the file.
+    runtime : RuntimeSettings, optional
+        Threads, the LM cache's budget and dtype, compilation (default: read from the
+        environment once); recorded beside the results, never hashed.
 
     Returns
     -------
@@ -76,7 +81,7 @@ def run_experiment(
     folder = map_folder(save_map) if save_map is not None else None
     run = build_run(config)
     result = measure(run.target, run.site, run.task, run.phi, config.settings(), partition=run.partition,
-                     progress=progress)
+                     progress=progress, runtime=runtime)
     result.spec = config.alignment
     result.config = config
     if folder is not None:

@@ -35,6 +35,7 @@ from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
 from causalab.registry import import_plugin
 from causalab.maps.saved import map_folder
+from causalab.runtime import RuntimeSettings
 from causalab.threads import use_threads
 
 EXECUTORS = ("local", "ray")
@@ -80,14 +81,16 @@ def execute(
     """Run one config in this process and return its record (the unit of work every executor ships).
 
     ``run_sweep`` validates every config before it ships any, so the run skips its own check.
-    The process computes with ``threads`` torch threads (default ``$CAUSALAB_THREADS``, else 1).
+    The process computes with ``threads`` torch threads (default ``$CAUSALAB_THREADS``, else 1);
+    the other runtime settings are read from its environment once, here.
     """
-    use_threads(threads)
+    runtime = RuntimeSettings.from_env(threads=threads)
+    use_threads(runtime.threads)
     for module in plugins:
         import_plugin(module)
     if not isinstance(config, ExperimentConfig):
         config = ExperimentConfig.from_dict(config)
-    return run_experiment(config, validated=True, save_map=save_maps).to_record()
+    return run_experiment(config, validated=True, save_map=save_maps, runtime=runtime).to_record()
 
 
 Outcome = tuple[ExperimentConfig, "dict[str, Any] | BaseException"]

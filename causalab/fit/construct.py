@@ -44,7 +44,7 @@ from causalab.maps.nearest import closest_pair, find_within
 from causalab.neural.target import Site, Target
 from causalab.progress import Progress, report
 from causalab.registry import make_alignment
-from causalab.fit.train import FitResult, PreparedPairs, adam, evaluate, index_inputs, pair_loss, prepare
+from causalab.fit.train import FitResult, PreparedPairs, adam, evaluate, pair_loss, prepare
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -429,7 +429,7 @@ def _forward(target: Target, site: Site, task: Task, prepared: Sequence[Prepared
         if len(sel) == 0:
             continue
         idx = row_of[sel].to(p.labels.device)
-        logits = target.patched_logits(index_inputs(p.base_inputs, idx), site, q[group[sel].to(q.device)])
+        logits = p.base_logits(target, site, idx, q[group[sel].to(q.device)])
         labels = p.labels[idx]
         total = total + loss_fn(logits, labels) * (len(sel) / len(group))
         correct[sel] = task.correct(logits, labels).cpu()

@@ -14,7 +14,6 @@ import dataclasses
 import difflib
 import functools
 import math
-import os
 import platform
 import time
 from dataclasses import dataclass, field, fields
@@ -32,8 +31,9 @@ from causalab.maps.intervene import Partition
 from causalab.fit.metrics import IIAResult
 from causalab.neural.target import Site, Target
 from causalab.registry import make_alignment
+from causalab.runtime import RuntimeSettings
 from causalab.fit.train import LOSSES, LR_SCHEDULES, MONITORS, PLATEAU_ON, FitConfig, FitResult, evaluate, fit_alignment, prepare
-from causalab.fit.train import PreparedPairs, index_inputs
+from causalab.fit.train import PreparedPairs
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 VALIDATE_ON = ("val", "train")
@@ -190,12 +190,13 @@ class Measurement:
     seconds: float = 0.0
     config: Any = None
     map_file: str | None = None  # where the fitted map was saved (run_experiment's save_map), if it was
+    runtime: RuntimeSettings | None = None  # the runtime settings the measurement ran with (recorded, not hashed)
 
     def score(self, target: Target, site: Site, task: Task, data: CounterfactualDataset) -> IIAResult:
         """IIA of this fitted map on other pairs (e.g. from another part of the input space)."""
         if self.phi is None or self.partition is None:
             raise ConfigFieldError("alignment", f"the measurement of {self.spec!r} keeps no fitted map to score new pairs with")
-        pairs = prepare(target, site, task, data, dtype=self.dtype)
+        pairs = prepare(target, site, task, data, dtype=self.dtype, runtime=self.runtime)
         return evaluate(target, site, self.phi, self.partition, task, pairs)
 
     @property
@@ -244,7 +245,7 @@ class Measurement:
             "seconds": self.seconds,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(),
-            **({"settings": settings} if (settings := result_settings()) else {}),
+            **({"runtime": self.runtime.to_record()} if self.runtime is not None else {}),
             **({"map_file": self.map_file} if self.map_file is not None else {}),
         }
 
@@ -262,18 +263,6 @@ def versions() -> dict[str, str]:
     except PackageNotFoundError:  # pragma: no cover - running from a tree that was never installed
         mine = "unknown"
     return {"causalab": mine, "torch": torch.__version__, "python": platform.python_version()}
-
-
-# Environment settings that can change a run's numbers without entering its hash: the key/value
-# cache's storage dtype rounds the cached keys and values (float16, bfloat16), and its budget
-# picks between the cached and the recomputing path (the same logits to 1e-5), and compiling the
-# resumed blocks (CAUSALAB_COMPILE) reorders their float arithmetic.
-RESULT_SETTINGS = ("CAUSALAB_KV_CACHE_DTYPE", "CAUSALAB_KV_CACHE_MB", "CAUSALAB_COMPILE")
-
-
-def result_settings() -> dict[str, str]:
-    """The :data:`RESULT_SETTINGS` set in this process's environment (a record without them ran with the defaults)."""
-    return {name: os.environ[name] for name in RESULT_SETTINGS if name in os.environ}
 
 
 def draw_pairs(task: Task, settings: MeasureSettings, seed: int | None = None) -> Pairs:
@@ -308,7 +297,7 @@ def network_accuracy(
     correct = []
     for i in range(0, len(pairs), batch_size):
         idx = slice(i, i + batch_size)
-        logits = target.patched_logits(index_inputs(pairs.base_inputs, idx), site, pairs.h_base[idx])
+        logits = pairs.base_logits(target, site, idx, pairs.h_base[idx])
         correct.append(task.correct(logits, labels[idx]))
     return float(torch.cat(correct).float().mean())
 
@@ -348,7 +337,7 @@ def build_map(spec: str | AlignmentMap, width: int, seed: int, dtype: torch.dtyp
 
 
 def describe_spec(spec: str | AlignmentMap) -> str:
-    return spec if isinstance(spec, str) else getattr(spec, "spec", None) or type(spec).__name__
+    return spec if isinstance(spec, str) else spec.spec or type(spec).__name__
 
 
 def measure(
@@ -361,17 +350,21 @@ def measure(
     pairs: Pairs | None = None,
     partition: Partition | None = None,
     progress: Callable[[dict], None] | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> Measurement:
     """Fit the map ``spec`` (a spec string such as ``"revnet:blocks=2"``, or a built map) and score it.
 
     ``pairs`` are (train, validation, test) counterfactual datasets; by default they are
     drawn from ``task`` with the settings' sizes and seed. The map is fitted on train and
     stopped early on validation (or on train itself, see :class:`MeasureSettings`);
-    ``progress`` receives each epoch's record. Raises
+    ``progress`` receives each epoch's record. ``runtime`` (default: read once from the
+    environment, :meth:`RuntimeSettings.from_env`) sets the LM cache's budget and dtype and
+    compilation; the measurement keeps it for its record. Raises
     :class:`~causalab.errors.ConfigFieldError` for a block size the map cannot hold.
     """
     start = time.perf_counter()
     settings = settings or MeasureSettings()
+    runtime = runtime if runtime is not None else RuntimeSettings.from_env()
     site = target.check_site(site)
     width = target.width(site)
     dtype = settings.torch_dtype
@@ -384,7 +377,7 @@ def measure(
     except PartitionError as exc:
         raise PartitionFieldError(field, f"map {describe_spec(spec)!r}: {exc}") from None
     train_d, val_d, test_d = pairs if pairs is not None else draw_pairs(task, settings)
-    kw = {"device": settings.device, "dtype": dtype}
+    kw = {"device": settings.device, "dtype": dtype, "runtime": runtime}
     train = prepare(target, site, task, train_d, **kw)
     val = train if settings.validate_on == "train" else prepare(target, site, task, val_d, **kw)
     test = prepare(target, site, task, test_d, **kw)
@@ -399,4 +392,5 @@ def measure(
         spec=describe_spec(spec), num_parameters=phi.num_parameters, train=train_iia, test=test_iia, fit=fit,
         phi=phi, partition=partition, dtype=dtype, chance=chance_level(test.labels),
         network_accuracy=network_accuracy(target, site, task, test_d, test), width=partition.width, seconds=time.perf_counter() - start,
+        runtime=runtime,
     )

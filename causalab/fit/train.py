@@ -16,13 +16,15 @@ from typing import Any, Callable, Mapping
 import torch
 from torch.nn.utils import parametrize
 
-from causalab.maps.alignment import AlignmentMap
+from causalab.maps.alignment import FITTINGS, AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.errors import DataError, FitError
 from causalab.maps.intervene import Partition, interchange
 from causalab.fit.metrics import IIAResult, iia_from_correct
+from causalab.neural.resume_cache import ResumeCache
 from causalab.neural.target import Site, Target
+from causalab.runtime import RuntimeSettings
 from causalab.fit.neuron_search import greedy_neuron_blocks
 from causalab.progress import Progress, report
 from causalab.fit.schedule import ReduceOnPlateau
@@ -63,6 +65,8 @@ class PreparedPairs:
     labels: torch.Tensor
     set_index: torch.Tensor
     intervention_sets: list[tuple[str, ...]]
+    # what the target keeps to resume above the site (Target.resume_cache), rows as base_inputs
+    resume: ResumeCache | None = None
 
     def __len__(self) -> int:
         return self.h_base.shape[0]
@@ -71,7 +75,18 @@ class PreparedPairs:
         """The pairs at ``idx``, with everything they cache."""
         return PreparedPairs(index_inputs(self.base_inputs, idx), self.h_base[idx],
                              {v: h[idx] for v, h in self.h_sources.items()}, self.labels[idx], self.set_index[idx],
-                             list(self.intervention_sets))
+                             list(self.intervention_sets), self.resume_rows(idx))
+
+    def resume_rows(self, idx: torch.Tensor | slice) -> ResumeCache | None:
+        """The resume cache of the pairs at ``idx`` (``None`` when the target keeps none)."""
+        return None if self.resume is None else self.resume.rows(idx)
+
+    def base_logits(self, target: Target, site: Site, idx: torch.Tensor | slice, h: torch.Tensor) -> torch.Tensor:
+        """``target.patched_logits`` on the bases at ``idx`` with ``h`` at ``site``, resuming from the cache if any."""
+        inputs, resume = index_inputs(self.base_inputs, idx), self.resume_rows(idx)
+        if resume is None:
+            return target.patched_logits(inputs, site, h)
+        return target.patched_logits(inputs, site, h, resume=resume)
 
     def intervened(self) -> dict[str, torch.Tensor]:
         """Per variable, the rows that intervene on it (elsewhere its source is the base itself)."""
@@ -83,9 +98,15 @@ class PreparedPairs:
 
 
 @torch.no_grad()
-def hidden_states(target: Target, inputs: Any, site: Site, batch_size: int = 8192) -> torch.Tensor:
+def hidden_states(target: Target, inputs: Any, site: Site, batch_size: int = 8192,
+                  resume: ResumeCache | None = None) -> torch.Tensor:
+    """The hidden states at ``site``, ``batch_size`` rows at a time (read from ``resume`` where it holds them)."""
     n = _rows(inputs)
-    parts = [target.hidden(index_inputs(inputs, slice(i, i + batch_size)), site) for i in range(0, n, batch_size)]
+    parts = []
+    for i in range(0, n, batch_size):
+        rows = slice(i, i + batch_size)
+        batch = index_inputs(inputs, rows)
+        parts.append(target.hidden(batch, site) if resume is None else target.hidden(batch, site, resume=resume.rows(rows)))
     return torch.cat(parts) if parts else torch.zeros(0, target.width(site))
 
 
@@ -99,19 +120,22 @@ def prepare(
     dtype: torch.dtype | None = None,
     batch_size: int = 8192,
     progress: Callable[[Progress], None] | None = None,
+    runtime: RuntimeSettings | None = None,
 ) -> PreparedPairs:
     """Encode a dataset and cache the hidden states of bases and sources at ``site``.
 
-    The base inputs also carry whatever the target caches to resume from ``site``
-    (:meth:`Target.resume_inputs`, e.g. an LM's residual stream after the site's block).
+    Beside the base inputs the pairs carry whatever the target caches to resume from
+    ``site`` (:meth:`Target.resume_cache`, e.g. an LM's residual stream after the site's
+    block), within the ``runtime`` settings' cache budget (default: from the environment).
     After the bases and after each variable's sources, a :class:`~causalab.progress.Progress`
     goes to ``progress`` (default: :func:`causalab.progress.report`).
     """
     if len(data) == 0:
         raise DataError(f"no pairs to prepare for {task.name!r} at {site}: the dataset is empty")
     emit, start, parts = progress or report, time.perf_counter(), 1 + len(data.sources)
-    base_inputs = target.resume_inputs(_finite(inputs_to(task.encode(data.base), device, dtype), task, "base inputs"), site)
-    h_base = _finite(hidden_states(target, base_inputs, site, batch_size), task, f"base hidden states at {site}")
+    base_inputs = _finite(inputs_to(task.encode(data.base), device, dtype), task, "base inputs")
+    resume = target.resume_cache(base_inputs, site, runtime)
+    h_base = _finite(hidden_states(target, base_inputs, site, batch_size, resume), task, f"base hidden states at {site}")
     emit(Progress("caching hidden states", 1, parts, time.perf_counter() - start, f"{h_base.shape[0]} pairs"))
     h_sources = {}
     for var, src in data.sources.items():
@@ -119,7 +143,8 @@ def prepare(
         h_sources[var] = _finite(hidden_states(target, inputs, site, batch_size), task, f"{var!r} source hidden states at {site}")
         emit(Progress("caching hidden states", len(h_sources) + 1, parts, time.perf_counter() - start, f"{h_base.shape[0]} pairs"))
     labels = task.labels(data).to(device)
-    return PreparedPairs(base_inputs, h_base, h_sources, labels, data.set_index.to(device), list(data.intervention_sets))
+    return PreparedPairs(base_inputs, h_base, h_sources, labels, data.set_index.to(device), list(data.intervention_sets),
+                         resume)
 
 
 def _finite(values: Any, task: Task, what: str) -> Any:
@@ -140,7 +165,7 @@ def patched_logits(
 ) -> torch.Tensor:
     rows = {v: m[idx] for v, m in pairs.intervened().items()}
     h = interchange(phi, pairs.h_base[idx], {v: hs[idx] for v, hs in pairs.h_sources.items()}, partition, rows)
-    return target.patched_logits(index_inputs(pairs.base_inputs, idx), site, h)
+    return pairs.base_logits(target, site, idx, h)
 
 
 @torch.no_grad()
@@ -326,7 +351,7 @@ def fit_by_search(
     target: Target, site: Site, phi: AlignmentMap, partition: Partition, task: Task, val: PreparedPairs,
     config: FitConfig,
 ) -> FitResult:
-    """Greedy neuron search for a map that declares ``search = "greedy"`` (``identity:search=greedy``).
+    """Greedy neuron search for a map that declares ``fitting = "search"`` (``identity:search=greedy``).
 
     Candidates are scored on the validation pairs by what early stopping watches
     (``config.monitor``: the loss, as the paper does, or IIA with the loss breaking
@@ -367,8 +392,9 @@ def fit_alignment(
     rate: the learning curves. ``progress`` receives each epoch's record; a
     :class:`~causalab.progress.Progress` (task ``fitting``; an early stop ends it before
     ``total``) goes to :func:`causalab.progress.report`.
-    A map with a ``fit_statistics(h)`` method (a fitted standardisation) first gets
-    the training base hidden states. Early stopping on validation IIA (or loss, with
+    The map's ``fit_statistics`` (a fitted standardisation; a no-op by default) first
+    gets the training base hidden states; a map declaring ``fitting = "search"`` is
+    fitted by :func:`fit_by_search` instead of gradient steps. Early stopping on validation IIA (or loss, with
     ``monitor="loss"``) restores the best map. A non-finite loss raises
     :class:`FitError`; so does a network whose weights changed during the fit.
     """
@@ -376,14 +402,14 @@ def fit_alignment(
     if len(train) == 0:
         raise DataError(f"no training pairs to fit {type(phi).__name__} on for {task.name!r}")
     partition.check_fits(phi)
-    fit_statistics = getattr(phi, "fit_statistics", None)
-    if callable(fit_statistics):  # e.g. a standardisation in front of a non-linear map
-        fit_statistics(train.h_base)
+    phi.fit_statistics(train.h_base)  # e.g. a standardisation in front of a non-linear map; a no-op by default
     before = target.fingerprint()
     if phi.constructed:  # Theorem 1's map is built from every pair it is scored on, which fit_alignment does not have
         raise FitError(f"{type(phi).__name__} is constructed, not fitted: build it with causalab.construct_alignment "
                        "(measure, run_experiment and `causalab run` do so with the train, validation and test pairs)")
-    if getattr(phi, "search", "fixed") == "greedy":  # a map fitted by searching neurons, not by gradients
+    if phi.fitting not in FITTINGS:
+        raise FitError(f"{type(phi).__name__} declares fitting={phi.fitting!r}; AlignmentMap.fitting is one of {FITTINGS}")
+    if phi.fitting == "search":  # a map fitted by searching neurons, not by gradients
         return fit_by_search(target, site, phi, partition, task, val, config)
     params = [p for p in phi.parameters() if p.requires_grad]
     if not params:  # identity and other fixed maps: nothing to fit

@@ -33,6 +33,8 @@ from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition, interchange
 from causalab.neural.pyvene_engine import DistributedRepresentationIntervention, TrainableIntervention, at_last, component
 from causalab.neural.pyvene_engine import locations, pv, pyvene  # noqa: F401  (pyvene: ``causalab.pyvene``)
+from causalab.neural.lm import LMTarget
+from causalab.neural.mlp import MLPTarget
 from causalab.neural.target import Site, Target
 
 
@@ -55,7 +57,7 @@ class AlignmentIntervention(TrainableIntervention, DistributedRepresentationInte
 
 
 def _is_lm(target: Target) -> bool:
-    return hasattr(target, "layer_path") and hasattr(target, "model")
+    return isinstance(target, LMTarget)
 
 
 def to_pyvene(phi: AlignmentMap, partition: Partition, variable: str) -> AlignmentIntervention:
@@ -100,8 +102,7 @@ def pyvene_representation(target: Target, site: Site, intervention: Any) -> dict
             )
         return {"layer": site.layer - 1, "component": component(target, site.layer), "unit": "pos",
                 "intervention": intervention}
-    net = getattr(target, "net", None)
-    if not isinstance(net, nn.Sequential):
+    if not isinstance(target, MLPTarget) or not isinstance(target.net, nn.Sequential):
         raise ArchitectureError(
             f"pyvene_representation knows LM targets and MLP targets (a Sequential 'net'), not {type(target).__name__}"
         )

@@ -24,7 +24,9 @@ from torch import nn
 from causalab.errors import ConfigError, SiteError
 from causalab.neural.components import BlockParts, Component, hook
 from causalab.neural.pythia_init import INITS, pythia_init_
+from causalab.neural.resume_cache import ResumeCache
 from causalab.neural.target import Site, Target
+from causalab.runtime import RuntimeSettings
 
 # target_options "arch" -> (transformers config class, query heads per key/value head). The Llama-like
 # families use grouped-query attention as their released models do (two query heads per key/value
@@ -125,9 +127,31 @@ class LMTarget(Target):
         self.positions = tuple(positions)
         self.layer_path, self.blocks = _find_layers(model)
         self.n_layers = len(self.blocks)
-        self._pyvene: dict = {}  # cached IntervenableModels, kept out of the module tree
+        self._compiled_resume: Callable[..., torch.Tensor] | None = None  # made on the first compiled step
+        self._engine_models: dict = {}  # a patching engine's wrapped models (pyvene's), kept out of the module tree
         self._parts: list[BlockParts] = []  # the block's sub-modules for component sites, read on first use
         self.hidden_width = self._dry_width()
+
+    def engine_model(self, key: Any, build: Callable[[], Any]) -> Any:
+        """A patching engine's model for ``key`` (pyvene's ``IntervenableModel`` per site), built once by ``build()``.
+
+        Kept on the target, outside its module tree, so repeated steps reuse it.
+        """
+        model = self._engine_models.get(key)
+        if model is None:
+            model = self._engine_models[key] = build()
+        return model
+
+    def compiled_resume(self) -> Callable[..., torch.Tensor]:
+        """This target's ``torch.compile`` of the resumed blocks (:func:`causalab.neural.resume.compile_resume`), made once.
+
+        Parameters are inputs to the compiled graph, so steps at any site reuse it; a new shape recompiles.
+        """
+        if self._compiled_resume is None:
+            from causalab.neural.resume import compile_resume
+
+            self._compiled_resume = compile_resume()
+        return self._compiled_resume
 
     def _dry_width(self) -> int:
         """Width of the residual stream, read from a one-token forward pass rather than the config."""
@@ -232,15 +256,15 @@ class LMTarget(Target):
         raise SiteError(f"the inputs carry no positions for {position!r} (expected a key {key!r})")
 
     # --- running --------------------------------------------------------------------
-    def hidden(self, inputs: Any, site: Site) -> torch.Tensor:
+    def hidden(self, inputs: Any, site: Site, resume: ResumeCache | None = None) -> torch.Tensor:
         site = self.check_site(site)
         pos = self.token_positions(inputs, site.position)
         component = Component.parse(site.component)
         if component.kind != "block_output":
             return self._component_hidden(inputs, site, component, pos)
-        stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
-        if stream is not None:  # cached by resume_inputs: no forward pass
-            col = pos.to(stream.device) - inputs.get(f"stream_start_{site.layer}", 0)
+        stream = resume.stream if resume is not None and resume.serves(site.layer) else None
+        if stream is not None:  # cached by resume_cache: no forward pass
+            col = pos.to(stream.device) - (0 if resume.starts is None else resume.starts)
             if bool(((col >= 0) & (col < stream.shape[1])).all()):
                 return stream[torch.arange(stream.shape[0], device=stream.device), col]
 
@@ -279,53 +303,54 @@ class LMTarget(Target):
         hidden = self.model.base_model(input_ids=self.input_ids(inputs), use_cache=False).last_hidden_state
         return arch.unembed(self.model, hidden[torch.arange(hidden.shape[0], device=hidden.device), pos])
 
-    def resume_inputs(self, inputs: Any, site: Site, batch_size: int = 256) -> Any:
+    def resume_cache(self, inputs: Any, site: Site, runtime: RuntimeSettings | None = None,
+                     batch_size: int = 256) -> ResumeCache | None:
         """Cache what a fitting step resumes from, once per dataset (no autograd, ``batch_size`` rows at a time).
 
         Each row's positions before its own first patched or read position ``s`` do not
-        depend on the patch. What is kept is the first of these that fits in
-        ``CAUSALAB_KV_CACHE_MB`` (default 4096):
+        depend on the patch. What is kept (a :class:`ResumeCache`) is the first of these
+        that fits in ``runtime.kv_cache_mb`` (default 4096; ``runtime`` defaults to
+        :meth:`RuntimeSettings.from_env`):
 
-        1. the upper blocks' keys and values there (``kv_<layer>``, one tensor per block
-           and kind, stored as ``CAUSALAB_KV_CACHE_DTYPE``, default float32) and the
-           residual stream after the site's block from ``s`` to the row's patched and
-           read positions only (``stream_<layer>``, from ``stream_start_<layer>``): a
-           last-token step then runs one position per row and upper block;
-        2. the whole residual stream after the site's block: each step recomputes the
-           prefix's keys and values without autograd;
-        3. nothing (``recompute_stream_<layer>`` marks it): each step also recomputes the
-           stream without autograd, so only the hidden states at the site stay in memory.
+        1. ``"window"``: the upper blocks' keys and values there (one tensor per block and
+           kind, stored as ``runtime.kv_cache_dtype``, default float32) and the residual
+           stream after the site's block from ``s`` to the row's patched and read
+           positions only: a last-token step then runs one position per row and upper block;
+        2. ``"stream"``: the whole residual stream after the site's block: each step
+           recomputes the prefix's keys and values without autograd;
+        3. ``"recompute"``: nothing; each step also recomputes the stream without
+           autograd, so only the hidden states at the site stay in memory.
 
-        All three give the same logits. Only for block outputs on the hook engine and
+        All three give the same logits; steps on the cache run the resumed blocks through
+        ``torch.compile`` when ``runtime.compile`` (the cache says so). Only for block outputs on the hook engine and
         architectures :mod:`causalab.neural.resume` covers (:attr:`path` is ``"resume"``),
         and sequences that fit in the model's sliding attention window if it has one;
-        otherwise each step runs the full forward with a hook.
+        otherwise each step runs the full forward with a hook (``None``: nothing cached).
         """
         from causalab.neural.resume import (architecture, prefix_keys_values, residual_stream, split_keys_values,
                                             supports_resume)
 
         site = self.check_site(site)
         if self.engine != "hook" or not supports_resume(self.model) or site.component != "block_output":
-            return inputs
+            return None
         ids = self.input_ids(inputs)
         window = architecture(self.model).exact_length(self.model)
         if window is not None and ids.shape[1] > window:  # the resume path's masks are plain causal
-            return inputs
-        out = dict(inputs) if isinstance(inputs, Mapping) else {"input_ids": inputs}
+            return None
+        runtime = runtime if runtime is not None else RuntimeSettings.from_env()
         n, T = ids.shape
         upper = self.n_layers - site.layer
         patched, read = self.token_positions(inputs, site.position), self.token_positions(inputs, "last")
         starts = torch.minimum(patched, read)
         S = int(starts.max()) if n else 0
         W = int((torch.maximum(patched, read) - starts).max()) + 1 if n else 1
-        store = kv_cache_dtype()
+        store = runtime.kv_cache_torch_dtype
         itemsize = torch.empty(0, dtype=store).element_size()
-        budget, mib = kv_cache_budget_mb(), 2**20
+        budget, mib = runtime.kv_cache_mb, 2**20
         row_cache_mb = n * self.hidden_width * (upper * 2 * S * itemsize + W * 4) / mib
         cache_kv = n > 0 and row_cache_mb <= budget
         if n and not cache_kv and n * T * self.hidden_width * 4 / mib > budget:
-            out[f"recompute_stream_{site.layer}"] = torch.ones(n, dtype=torch.bool, device=ids.device)
-            return out
+            return ResumeCache(site.layer, compile=runtime.compile)
         kept: torch.Tensor | None = None  # the stream (or its windows), filled in place like the cache:
         kvs: dict[str, torch.Tensor] = {}  # concatenating parts would hold two copies of it at the end
         with torch.no_grad():
@@ -345,18 +370,17 @@ class LMTarget(Target):
                     kept = part_stream.new_empty((n, *part_stream.shape[1:]))
                 kept[i : i + batch_size] = part_stream
         if kept is None:
-            return out
-        out[f"stream_{site.layer}"] = kept
-        if cache_kv:
-            out[f"stream_start_{site.layer}"] = starts
-            if kvs:
-                out[f"kv_{site.layer}"] = kvs
-        return out
+            return None
+        if not cache_kv:
+            return ResumeCache(site.layer, kept, compile=runtime.compile)
+        return ResumeCache(site.layer, kept, starts, kvs, compile=runtime.compile)
 
-    def patched_logits(self, inputs: Any, site: Site, h: torch.Tensor, engine: str | None = None) -> torch.Tensor:
+    def patched_logits(self, inputs: Any, site: Site, h: torch.Tensor, engine: str | None = None, *,
+                       resume: ResumeCache | None = None) -> torch.Tensor:
         """Last-position logits with the block output at ``site`` replaced by ``h`` ``(B, d)``.
 
-        With a cached stream (:meth:`resume_inputs`) only the blocks above the site run.
+        With a cache of the stream (``resume``, from :meth:`resume_cache`, rows as ``inputs``)
+        only the blocks above the site run.
         """
         site = self.check_site(site)
         engine = engine or self.engine
@@ -369,8 +393,9 @@ class LMTarget(Target):
                 return self.logits(inputs)
             finally:
                 handle.remove()
-        stream = inputs.get(f"stream_{site.layer}") if isinstance(inputs, Mapping) else None
-        if engine == "hook" and stream is None and isinstance(inputs, Mapping) and f"recompute_stream_{site.layer}" in inputs:
+        resume = resume if resume is not None and resume.serves(site.layer) else None
+        stream = None if resume is None else resume.stream
+        if engine == "hook" and resume is not None and resume.kind == "recompute":
             from causalab.neural.resume import residual_stream
 
             with torch.no_grad():
@@ -379,11 +404,13 @@ class LMTarget(Target):
             from causalab.neural.resume import resume_logits, resume_window  # noqa: I001
 
             positions, read = self.token_positions(inputs, site.position), self.token_positions(inputs, "last")
-            starts, kv = inputs.get(f"stream_start_{site.layer}"), inputs.get(f"kv_{site.layer}")
+            starts, kv = resume.starts, resume.keys_values or None
+            compiled = self.compiled_resume() if resume.compile else None
             if starts is None:
-                return resume_logits(self.model, site.layer, stream, positions, h, read_positions=read, prefix_kv=kv)
+                return resume_logits(self.model, site.layer, stream, positions, h, read_positions=read, prefix_kv=kv,
+                                     compiled=compiled)
             if kv is not None or site.layer == self.n_layers or not bool(starts.any()):
-                return resume_window(self.model, site.layer, stream, starts, positions, h, read, kv)
+                return resume_window(self.model, site.layer, stream, starts, positions, h, read, kv, compiled=compiled)
             # a window of the stream without its cached prefix: the full forward below
         if engine == "pyvene":
             from causalab.neural.pyvene_engine import pyvene_patched_logits
@@ -472,30 +499,3 @@ def random_lm(vocab_size: int, *, arch: str = "gpt_neox", size: str = "14m", see
         pythia_init_(model, torch.Generator().manual_seed(seed))
     model = model.to(dtype).eval()
     return LMTarget(model, tokenizer, engine=engine).freeze()
-
-
-def kv_cache_budget_mb() -> float:
-    """Largest per-dataset key/value cache :meth:`LMTarget.resume_inputs` keeps (``CAUSALAB_KV_CACHE_MB``, MiB)."""
-    raw = os.environ.get("CAUSALAB_KV_CACHE_MB", "4096")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"CAUSALAB_KV_CACHE_MB must be a number of MiB, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(f"CAUSALAB_KV_CACHE_MB must be >= 0 (0 turns the cache off), got {raw!r}")
-    return value
-
-
-KV_CACHE_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def kv_cache_dtype() -> torch.dtype:
-    """Storage dtype of the key/value cache (``CAUSALAB_KV_CACHE_DTYPE``); steps compute in the model's dtype.
-
-    ``float16`` halves the cache (about 1e-3 relative error in the cached keys and values);
-    the default ``float32`` gives the same logits as a full forward pass.
-    """
-    raw = os.environ.get("CAUSALAB_KV_CACHE_DTYPE", "float32")
-    if raw not in KV_CACHE_DTYPES:
-        raise ConfigError(f"CAUSALAB_KV_CACHE_DTYPE must be one of {', '.join(KV_CACHE_DTYPES)}, got {raw!r}")
-    return KV_CACHE_DTYPES[raw]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -46,14 +46,15 @@ def component(target, layer: int) -> str:
     return f"{target.layer_path}[{layer - 1}].output"
 
 
-def _intervenable(target, key: tuple, representations: list[dict]):
-    model = target._pyvene.get(key)
-    if model is None:
+def _intervenable(target, key: tuple, representations: Callable[[], list[dict]]):
+    """The target's ``IntervenableModel`` for ``key``, built from ``representations()`` on first use."""
+    def build():
         with contextlib.redirect_stdout(io.StringIO()):
-            model = pv.IntervenableModel(pv.IntervenableConfig(representations=representations), model=target.model)
+            model = pv.IntervenableModel(pv.IntervenableConfig(representations=representations()), model=target.model)
         model.disable_model_gradients()
-        target._pyvene[key] = model
-    return model
+        return model
+
+    return target.engine_model(key, build)
 
 
 def locations(pos: torch.Tensor) -> list[list[int]]:
@@ -64,12 +65,9 @@ def locations(pos: torch.Tensor) -> list[list[int]]:
 def pyvene_patched_logits(target, inputs: Any, site: Site, h: torch.Tensor) -> torch.Tensor:
     """``Target.patched_logits`` through pyvene: the site's hidden state becomes ``h``."""
     pos = locations(target.token_positions(inputs, site.position))
-    key = ("replace", site.layer)
-    if key not in target._pyvene:
-        rep = {"layer": site.layer - 1, "component": component(target, site.layer), "unit": "pos",
-               "intervention": ReplaceIntervention()}
-        _intervenable(target, key, [rep])
-    model = target._pyvene[key]
+    model = _intervenable(target, ("replace", site.layer), lambda: [
+        {"layer": site.layer - 1, "component": component(target, site.layer), "unit": "pos",
+         "intervention": ReplaceIntervention()}])
     _, out = model(
         {"input_ids": target.input_ids(inputs)},
         unit_locations={"sources->base": (None, [pos])},

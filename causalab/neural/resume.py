@@ -18,8 +18,10 @@ Savings over a full forward pass, all exact:
   the cached keys, without the Hugging Face attention's per-call overhead;
 * the unembedding runs on the read position only, not on every position.
 
-``CAUSALAB_COMPILE=1`` runs that last part (the hand-written blocks above the site, the
-final norm and the unembedding) through ``torch.compile``: its elementwise work (norms,
+The runtime setting ``compile`` (:class:`~causalab.runtime.RuntimeSettings`; ``--compile``,
+``CAUSALAB_COMPILE=1``) runs that last part (the hand-written blocks above the site, the
+final norm and the unembedding) through ``torch.compile`` (:func:`compile_resume`, one
+per target: ``compiled=`` of :func:`resume_logits` and :func:`resume_window`): its elementwise work (norms,
 rotary, GELU, attention against the cached keys, forward and backward) becomes fused
 loops instead of one pass over memory per operation. The same logits and gradients to
 float32 rounding; it needs a C++ compiler, and each new shape costs a compilation
@@ -36,13 +38,13 @@ residual stream after block ``L`` (1-based); ``layer=0`` is the embedding output
 
 from __future__ import annotations
 
-import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
 from causalab.errors import ArchitectureError, ConfigError, SiteError
+from causalab.runtime import ENV
 from causalab.neural.architectures import (  # noqa: F401  (re-exported: the adapters' public names)
     ARCHITECTURES,
     Architecture,
@@ -293,27 +295,21 @@ def _resume(model: nn.Module, arch: Architecture, upper: Any, x: torch.Tensor, p
     return arch.unembed(model, arch.final_norm(model)(x))
 
 
-COMPILE_ENV = "CAUSALAB_COMPILE"
-_compiled_resume: Any = None
+def compile_resume() -> Callable[..., torch.Tensor]:
+    """A ``torch.compile`` of the resumed blocks (the live blocks, final norm, unembedding), compiled on first call.
+
+    :meth:`~causalab.neural.lm.LMTarget.compiled_resume` keeps one per target; pass it as
+    ``compiled=`` to :func:`resume_logits` or :func:`resume_window`.
+    """
+    return torch.compile(_resume)
 
 
-def compile_enabled() -> bool:
-    """Whether the resumed blocks run through ``torch.compile`` (``CAUSALAB_COMPILE``: ``0``, the default, or ``1``)."""
-    raw = os.environ.get(COMPILE_ENV, "0").strip()
-    if raw not in ("0", "1", ""):
-        raise ConfigError(f"{COMPILE_ENV} must be 0 (run the resumed blocks eagerly) or 1 (torch.compile them), got {raw!r}")
-    return raw == "1"
-
-
-def _run_resume(*args: Any) -> torch.Tensor:
-    """:func:`_resume`, compiled when :func:`compile_enabled` (and it is the hand-written ``fused`` path)."""
-    if not (args[-1] and compile_enabled()):
+def _run_resume(compiled: Callable[..., torch.Tensor] | None, *args: Any) -> torch.Tensor:
+    """:func:`_resume`, through ``compiled`` when given (and it is the hand-written ``fused`` path)."""
+    if compiled is None or not args[-1]:
         return _resume(*args)
-    global _compiled_resume
-    if _compiled_resume is None:
-        _compiled_resume = torch.compile(_resume)
     try:
-        return _compiled_resume(*args)
+        return compiled(*args)
     except Exception as exc:
         from torch._dynamo.exc import TorchDynamoException
 
@@ -327,9 +323,10 @@ def _run_resume(*args: Any) -> torch.Tensor:
         if not isinstance(exc, failures):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ConfigError(f"{COMPILE_ENV}=1: torch.compile could not compile the resumed blocks "
+        raise ConfigError(f"runtime setting compile: torch.compile could not compile the resumed blocks "
                           f"({type(exc).__name__}: {first[:300]}); it needs a working C++ compiler. "
-                          f"Unset {COMPILE_ENV} (or set it to 0) to run them eagerly") from None
+                          f"Turn compile off (unset {ENV['compile']} or set it to 0, drop --compile) to run them "
+                          "eagerly") from None
 
 
 def _check_h(h: torch.Tensor, B: int, d: int) -> None:
@@ -349,6 +346,7 @@ def resume_logits(
     prefix_kv: torch.Tensor | None = None,
     *,
     fused: bool = True,
+    compiled: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Logits ``(B, vocab)`` at ``read_positions`` (default: the last) after patching and resuming.
 
@@ -360,7 +358,8 @@ def resume_logits(
     :func:`prefix_keys_values`) holds the upper blocks' keys and values of the first
     positions, which are then not recomputed (a row reads only the entries before its
     own first patched or read position). ``fused=False`` runs the Hugging Face blocks
-    instead of :meth:`Architecture.live_block`'s hand-written ones (same logits).
+    instead of :meth:`Architecture.live_block`'s hand-written ones (same logits);
+    ``compiled`` (:func:`compile_resume`) runs the hand-written ones compiled.
     """
     arch = architecture(model)
     blocks = arch.blocks(model)
@@ -391,7 +390,7 @@ def resume_logits(
     real = None if attention_mask is None else attention_mask.bool()
     mask = _window_mask(starts, L, S, None if real is None else real[:, :S],
                         None if real is None else real.gather(1, cols), hidden.dtype)
-    return _run_resume(model, arch, upper, x, positions - starts, read - starts, h, past, mask, context, fused)
+    return _run_resume(compiled, model, arch, upper, x, positions - starts, read - starts, h, past, mask, context, fused)
 
 
 def resume_window(
@@ -405,6 +404,7 @@ def resume_window(
     prefix_kv: torch.Tensor | None = None,
     *,
     fused: bool = True,
+    compiled: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """:func:`resume_logits` from each row's own slice of the stream and its own cached prefix (no padding mask).
 
@@ -413,7 +413,7 @@ def resume_window(
     and values at positions ``0 .. P - 1`` with ``P >= starts.max()`` (row ``r`` reads
     its first ``starts[r]``). Each row must start at or before its patched and read
     positions, and its window must reach its read position. This is what a fitting
-    step runs on :meth:`~causalab.neural.lm.LMTarget.resume_inputs`'s cache: at the
+    step runs on :meth:`~causalab.neural.lm.LMTarget.resume_cache`'s cache: at the
     last token, one position per row and upper block.
     """
     arch = architecture(model)
@@ -441,7 +441,7 @@ def resume_window(
     context = arch.positions(model, x, starts[:, None] + torch.arange(L, device=window.device)[None, :])
     mask = _window_mask(starts, L, S, None, None, window.dtype)
     past = _split_prefix(model, prefix_kv, len(upper), S, window)
-    return _run_resume(model, arch, upper, x, positions - starts, read - starts, h, past, mask, context, fused)
+    return _run_resume(compiled, model, arch, upper, x, positions - starts, read - starts, h, past, mask, context, fused)
 
 
 def hooked_logits(

@@ -8,6 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from causalab.neural.resume_cache import ResumeCache
+from causalab.runtime import RuntimeSettings
+
 
 @dataclass(frozen=True)
 class Site:
@@ -36,7 +39,9 @@ class Target(nn.Module):
 
     ``hidden(inputs, site)`` returns the ``(batch, width)`` hidden state at ``site``;
     ``patched_logits(inputs, site, h)`` runs ``inputs`` with the hidden state at
-    ``site`` replaced by ``h`` and returns the logits the task scores.
+    ``site`` replaced by ``h`` and returns the logits the task scores. A target whose
+    :meth:`resume_cache` returns a cache also takes it, rows as ``inputs``, as the
+    keyword ``resume`` of both (the fitting code passes it only when there is one).
     """
 
     def sites(self) -> list[Site]:  # pragma: no cover - abstract
@@ -61,13 +66,16 @@ class Target(nn.Module):
         """``target(inputs)`` is ``target.logits(inputs)``: what a wrapper such as pyvene's ``IntervenableModel`` calls."""
         return self.logits(inputs)
 
-    def resume_inputs(self, inputs: Any, site: Site) -> Any:
-        """``inputs`` plus what ``patched_logits`` needs to resume from ``site`` without recomputing below it.
+    def resume_cache(self, inputs: Any, site: Site, runtime: RuntimeSettings | None = None) -> ResumeCache | None:
+        """What ``patched_logits`` needs to resume from ``site`` without recomputing below it, or ``None``.
 
-        Called once per dataset by :func:`causalab.fit.train.prepare` on the base inputs;
-        whatever it adds must be row-indexable (tensors with rows first). The default adds nothing.
+        Called once per dataset by :func:`causalab.fit.train.prepare` on the base inputs,
+        which carry it beside them (:class:`~causalab.fit.train.PreparedPairs`) and hand
+        each batch's rows of it to ``hidden`` and ``patched_logits`` as ``resume=``;
+        ``runtime`` bounds what is kept (:class:`~causalab.runtime.RuntimeSettings`). The
+        default caches nothing (an MLP's upper layers read only the patched state).
         """
-        return inputs
+        return None
 
     def freeze(self) -> "Target":
         for p in self.parameters():

@@ -200,7 +200,7 @@ def knob_choices(factory: Callable[..., AlignmentMap], width: int) -> dict[str, 
     """Candidate values per knob, simplest first (a family's ``example_knobs`` wins, knob by knob)."""
     if not isinstance(factory, type):
         return {}
-    listed = dict(getattr(factory, "example_knobs")(width)) if hasattr(factory, "example_knobs") else {}
+    listed = dict(factory.example_knobs(width)) if issubclass(factory, AlignmentMap) else {}
     out: dict[str, list[Any]] = {}
     for name, param in knobs_of(factory).items():
         if name in listed:
