@@ -15,14 +15,8 @@ from causalab.maps.saved import SavedAlignment, load_alignment, save_alignment
 from causalab.neural import LMTarget, MLPTarget, Site, Target, random_mlp, train_mlp, trained_mlp
 from causalab.neural.build import build_target
 from causalab.runtime import RuntimeSettings
-from causalab.registry import (
-    AlignmentSpec,
-    import_plugin,
-    make_alignment,
-    make_task,
-    register_algorithm,
-    register_alignment,
-)
+from causalab.maps.spec import AlignmentSpec, make_alignment
+from causalab.registry import import_plugin, make_task, register_algorithm, register_alignment
 
 # the built-in plug-ins register their tasks and map families; the registry itself imports none
 import algorithms as _algorithms  # noqa: E402, F401

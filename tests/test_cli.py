@@ -3,7 +3,7 @@
 import re
 
 from causalab.cli.main import main
-from causalab.registry import AlignmentSpec
+from causalab.maps.spec import AlignmentSpec
 
 
 def test_run_prints_a_table(capsys):

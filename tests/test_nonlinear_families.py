@@ -15,7 +15,7 @@ from alignments.rotation import RotationMap
 from alignments.standardize import Standardization, Standardized
 from causalab.errors import AlignmentError, FitError, RegistryError
 from causalab.maps.intervene import Partition, interchange
-from causalab.registry import make_alignment
+from causalab.maps.spec import make_alignment
 
 torch.set_num_threads(1)
 
@@ -241,7 +241,7 @@ def test_specs_build_and_knobs_are_read():
 
 
 def test_cli_splits_specs_with_knobs():
-    from causalab.registry import AlignmentSpec
+    from causalab.maps.spec import AlignmentSpec
 
     parts = AlignmentSpec.split("identity,rotation;revnet:blocks=10,hidden=16;spline_flow:bins=4")
     assert parts == ["identity", "rotation", "revnet:blocks=10,hidden=16", "spline_flow:bins=4"]

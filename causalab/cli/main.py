@@ -27,7 +27,8 @@ from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
 from causalab.progress import listen
-from causalab.registry import ALGORITHMS, ALIGNMENTS, AlignmentSpec, import_plugin, knobs_of, task_options_of
+from causalab.maps.spec import AlignmentSpec, knobs_of
+from causalab.registry import ALGORITHMS, ALIGNMENTS, import_plugin, task_options_of
 from causalab.maps.saved import map_folder
 from causalab.runtime import KV_CACHE_DTYPES, RuntimeSettings
 from causalab.threads import use_threads

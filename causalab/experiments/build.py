@@ -18,10 +18,11 @@ from causalab.causal.task import Task
 from causalab.errors import CausalabError, ConfigFieldError, PartitionError, SiteError, field_error
 from causalab.experiments.config import ExperimentConfig
 from causalab.maps.intervene import Partition
-from causalab.fit.measure import build_map, check_not_empty, default_partition
+from causalab.maps.intervene import check_not_empty, default_partition
+from causalab.maps.spec import AlignmentSpec, build_map
 from causalab.neural.build import build_target
 from causalab.neural.target import Site, Target
-from causalab.registry import AlignmentSpec, make_task
+from causalab.registry import make_task
 
 
 @dataclass

@@ -43,7 +43,7 @@ from causalab.maps.intervene import Partition
 from causalab.maps.nearest import closest_pair, find_within
 from causalab.neural.target import Site, Target
 from causalab.progress import Progress, report
-from causalab.registry import make_alignment
+from causalab.maps.spec import make_alignment
 from causalab.fit.train import FitResult, PreparedPairs, adam, evaluate, pair_loss, prepare
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -27,10 +27,10 @@ from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.fit.construct import fit_constructed
 from causalab.errors import ConfigFieldError, PartitionError, PartitionFieldError
-from causalab.maps.intervene import Partition
+from causalab.maps.intervene import Partition, check_not_empty, default_partition
 from causalab.fit.metrics import IIAResult
 from causalab.neural.target import Site, Target
-from causalab.registry import make_alignment
+from causalab.maps.spec import build_map, describe_spec
 from causalab.runtime import RuntimeSettings
 from causalab.fit.train import LOSSES, LR_SCHEDULES, MONITORS, PLATEAU_ON, FitConfig, FitResult, evaluate, fit_alignment, prepare
 from causalab.fit.train import PreparedPairs
@@ -300,44 +300,6 @@ def network_accuracy(
         logits = pairs.base_logits(target, site, idx, pairs.h_base[idx])
         correct.append(task.correct(logits, labels[idx]))
     return float(torch.cat(correct).float().mean())
-
-
-def default_partition(task: Task, width: int, size: int) -> Partition:
-    """Consecutive blocks of ``size`` coordinates, one per intervened variable.
-
-    Raises :class:`~causalab.errors.PartitionFieldError` for ``intervention_size`` naming the
-    valid sizes, ``1..width // (number of variables)``, when ``size`` is outside them.
-    """
-    n = len(task.variables)
-    valid = f"valid: 1..{width // max(n, 1)} ({n} variable(s) at hidden width {width}), or an explicit partition"
-    if isinstance(size, int) and size == 0:
-        raise PartitionFieldError("intervention_size", f"0 gives every variable of {task.name!r} an empty block, so "
-                                                       f"no interchange changes anything and there is nothing to fit; {valid}")
-    try:
-        return Partition.contiguous(task.variables, size, width)
-    except PartitionError as exc:
-        raise PartitionFieldError("intervention_size", f"task {task.name!r}: {exc}; {valid}") from None
-
-
-def check_not_empty(partition: Partition) -> Partition:
-    """Refuse a partition whose every block is empty: no interchange would change anything, nothing could be fitted."""
-    if partition.blocks and not any(partition.blocks.values()):
-        raise PartitionFieldError("partition", f"every block is empty ({partition.blocks}); give each intervened "
-                                               f"variable coordinates in 0..{partition.width - 1}")
-    return partition
-
-
-def build_map(spec: str | AlignmentMap, width: int, seed: int, dtype: torch.dtype, device: str = "cpu") -> AlignmentMap:
-    """A fresh map from a spec string, initialised from ``seed`` without touching the global RNG."""
-    if isinstance(spec, AlignmentMap):
-        return spec
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return make_alignment(spec, width).to(device=device, dtype=dtype)
-
-
-def describe_spec(spec: str | AlignmentMap) -> str:
-    return spec if isinstance(spec, str) else spec.spec or type(spec).__name__
 
 
 def measure(

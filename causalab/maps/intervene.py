@@ -11,7 +11,8 @@ from typing import Mapping, Sequence
 import torch
 
 from causalab.maps.alignment import AlignmentMap
-from causalab.errors import PartitionError
+from causalab.causal.task import Task
+from causalab.errors import PartitionError, PartitionFieldError
 
 
 class Partition:
@@ -218,3 +219,28 @@ def _project(
             delta = delta * r.reshape(-1, *([1] * (h_base.dim() - 1))).to(delta.dtype)
         h = h + delta
     return h
+
+
+def default_partition(task: Task, width: int, size: int) -> Partition:
+    """Consecutive blocks of ``size`` coordinates, one per intervened variable.
+
+    Raises :class:`~causalab.errors.PartitionFieldError` for ``intervention_size`` naming the
+    valid sizes, ``1..width // (number of variables)``, when ``size`` is outside them.
+    """
+    n = len(task.variables)
+    valid = f"valid: 1..{width // max(n, 1)} ({n} variable(s) at hidden width {width}), or an explicit partition"
+    if isinstance(size, int) and size == 0:
+        raise PartitionFieldError("intervention_size", f"0 gives every variable of {task.name!r} an empty block, so "
+                                                       f"no interchange changes anything and there is nothing to fit; {valid}")
+    try:
+        return Partition.contiguous(task.variables, size, width)
+    except PartitionError as exc:
+        raise PartitionFieldError("intervention_size", f"task {task.name!r}: {exc}; {valid}") from None
+
+
+def check_not_empty(partition: Partition) -> Partition:
+    """Refuse a partition whose every block is empty: no interchange would change anything, nothing could be fitted."""
+    if partition.blocks and not any(partition.blocks.values()):
+        raise PartitionFieldError("partition", f"every block is empty ({partition.blocks}); give each intervened "
+                                               f"variable coordinates in 0..{partition.width - 1}")
+    return partition

@@ -27,7 +27,8 @@ from safetensors.torch import save_file
 from causalab.maps.alignment import AlignmentMap
 from causalab.errors import RegistryError, SavedAlignmentError
 from causalab.maps.intervene import Partition
-from causalab.registry import ALIGNMENTS, make_alignment
+from causalab.maps.spec import make_alignment
+from causalab.registry import ALIGNMENTS
 
 FORMAT = "causalab-alignment-map"
 FORMAT_VERSION = 1

@@ -28,7 +28,7 @@ from causalab.errors import SiteError
 from causalab.maps.intervene import Partition
 from causalab.fit.metrics import IIAResult
 from causalab.neural.target import Site, Target
-from causalab.registry import make_alignment
+from causalab.maps.spec import make_alignment
 from causalab.testing.violations import InvariantViolation, KitError
 
 SITE = Site(1)

@@ -24,7 +24,8 @@ from causalab.maps.alignment import AlignmentMap
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.errors import CausalabError
 from causalab.maps.intervene import Partition
-from causalab.registry import ALIGNMENTS, knobs_of
+from causalab.maps.spec import knobs_of
+from causalab.registry import ALIGNMENTS
 from causalab.testing.table_algorithm import TableAlgorithm, design
 from causalab.testing.violations import KitError
 
