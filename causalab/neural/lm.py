@@ -24,6 +24,7 @@ from torch import nn
 from causalab.errors import ConfigError, SiteError
 from causalab.neural.components import BlockParts, Component, hook
 from causalab.neural.pythia_init import INITS, pythia_init_
+from causalab.neural.seeding import seeded
 from causalab.neural.target import Site, Target
 
 # target_options "arch" -> (transformers config class, query heads per key/value head). The Llama-like
@@ -449,15 +450,20 @@ def _saved_tokenizer(src: str, tokenizer: Any, **kwargs: Any) -> Any:
 def random_lm(vocab_size: int, *, arch: str = "gpt_neox", size: str = "14m", seed: int = 0, tokenizer: Any = None,
               dtype: torch.dtype = torch.float32, engine: str = "hook", max_positions: int = 64,
               init: str = "transformers", **overrides: Any) -> LMTarget:
-    """A causal LM at random initialisation from ``seed``: transformers' own init (N(0, 0.02)), or with
-    ``init="pythia"`` the GPT-NeoX library's, as Pythia's ``step0`` (:mod:`causalab.neural.pythia_init`)."""
+    """A causal LM at random initialisation from ``seed``.
+
+    ``init`` is ``"transformers"`` (the default) or its other name ``"family"``: the family's own
+    ``_init_weights``, as transformers builds it (N(0, 0.02) projections for most families, Gemma's
+    norms at 0 since they scale by ``1 + weight``); or ``"pythia"``: the GPT-NeoX library's small_init /
+    wang_init by role, as Pythia's ``step0``, for every family of ``ARCHS``
+    (:mod:`causalab.neural.pythia_init`). The caller's global random stream is left where it was."""
     from transformers import AutoModelForCausalLM
 
     if init not in INITS:
         raise ConfigError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
     config = lm_config(arch, size, vocab_size=vocab_size, max_positions=max_positions, **overrides)
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config)
+    with seeded(seed):  # transformers' init draws from the global generator; the caller's stream is restored
+        model = AutoModelForCausalLM.from_config(config)
     if init == "pythia":
         pythia_init_(model, torch.Generator().manual_seed(seed))
     model = model.to(dtype).eval()
