@@ -170,8 +170,9 @@ class LMTarget(Target):
     def path(self) -> str:
         """How block-output sites are patched: ``"resume"`` (only the blocks above the site run, from a cache:
         GPT-NeoX, GPT-2 and the Llama-like families on the hook engine), ``"hooked"`` (a full forward pass with
-        a hook: any other family) or ``"pyvene"``. Component sites always run hooked; a sequence longer than a
-        sliding attention window (:meth:`layout`) falls back to the hooked forward."""
+        a hook: any other family) or ``"pyvene"`` (every site through pyvene's full forward). Component sites on
+        the hook engine always run hooked; a sequence longer than a sliding attention window (:meth:`layout`)
+        falls back to the hooked forward."""
         from causalab.neural.resume import supports_resume
 
         if self.engine != "hook":
@@ -352,9 +353,13 @@ class LMTarget(Target):
         site = self.check_site(site)
         engine = engine or self.engine
         component = Component.parse(site.component)
+        if component.kind != "block_output" and engine == "pyvene":
+            from causalab.neural.pyvene_engine import pyvene_patched_logits
+
+            return pyvene_patched_logits(self, inputs, site, h)
         if component.kind != "block_output":
             if engine != "hook":
-                raise SiteError(f"component sites ({site.component!r}) run on the hook engine; this target uses {engine!r}")
+                raise ConfigError(f"unknown patching engine {engine!r}; known: {', '.join(ENGINES)}")
             handle = hook(self.parts(), component, site.layer, self.token_positions(inputs, site.position), value=h)
             try:
                 return self.logits(inputs)
