@@ -179,6 +179,21 @@ class LMTarget(Target):
             return self.engine
         return "resume" if supports_resume(self.model) else "hooked"
 
+    def path_for(self, inputs: Any, site: Site) -> str:
+        """The path a fitting step at ``site`` takes on ``inputs`` (as :meth:`resume_inputs` decides it):
+        :attr:`path`, except ``"hooked"`` for component sites on the hook engine and for sequences longer
+        than the model's sliding attention window (Mistral, Gemma 2/3, Qwen 2 with one: the fast path's
+        masks are plainly causal, so the hooked forward, which applies the window, runs instead)."""
+        from causalab.neural.resume import architecture
+
+        site = self.check_site(site)
+        if self.path != "resume":
+            return self.path
+        if Component.parse(site.component).kind != "block_output":
+            return "hooked"
+        window = architecture(self.model).exact_length(self.model)
+        return "hooked" if window is not None and self.input_ids(inputs).shape[1] > window else "resume"
+
     def layout(self):
         """The model's pieces as measured (:class:`~causalab.neural.layout.Layout`): family, path, module names,
         heads and key/value heads, head width, final norm, unembedding, positional scheme, sliding window."""
