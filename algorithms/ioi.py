@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -91,8 +92,13 @@ class IOIEncoder:
     """Sentences to network inputs: word-level ids (vectorised) or, with another tokenizer, text.
 
     Inputs carry ``input_ids``, ``attention_mask`` and the positions ``pos_last``,
-    ``pos_s2`` and ``pos_io``. ``name_tokens[i]`` is name ``i``'s token id.
+    ``pos_s2`` and ``pos_io``. ``name_tokens[i]`` is name ``i``'s token id. Under a tokenizer
+    that splits a name (`` Kristen`` as `` Krist`` + ``en``) the name is scored on its first
+    token, as the paper does; ``multi_token_names`` lists those names and :meth:`scoring` says
+    so. Names whose first tokens coincide cannot be told apart that way and are refused.
     """
+
+    multi_token_names: tuple[str, ...] = ()
 
     def __init__(self, tokenizer: Any = None, templates: data.TemplateSet | None = None) -> None:
         self.templates = templates or data.TEMPLATE_SETS["causalab"]
@@ -105,13 +111,29 @@ class IOIEncoder:
         if tokenizer is None:
             self.name_tokens = data.NAME_TOKENS
             return
-        ids = []
+        ids, multi, first_of = [], [], {}
         for name in data.NAMES:
             toks = tokenizer(" " + name, add_special_tokens=False)["input_ids"]
-            if len(toks) != 1:
-                raise ConfigError(f"name {name!r} is {len(toks)} tokens under this tokenizer; IOI needs one token per name")
+            if not toks:
+                raise ConfigError(f"name {name!r} is no token at all under this tokenizer")
+            if len(toks) > 1:
+                multi.append(name)
+            if toks[0] in first_of:
+                raise ConfigError(f"names {first_of[toks[0]]!r} and {name!r} begin with the same token "
+                                  f"({tokenizer.convert_ids_to_tokens(toks[0])!r}) under this tokenizer: scored on "
+                                  "first tokens, IOI could not tell them apart")
+            first_of[toks[0]] = name
             ids.append(toks[0])
         self.name_tokens = torch.tensor(ids)
+        self.multi_token_names = tuple(multi)
+
+    def scoring(self) -> str:
+        """How a name's prediction is read: one token per name, or the first token of each name."""
+        if not self.multi_token_names:
+            return "one token per name"
+        shown = ", ".join(self.multi_token_names[:3]) + (", ..." if len(self.multi_token_names) > 3 else "")
+        return (f"first token of each name ({len(self.multi_token_names)} of {len(data.NAMES)} names are several "
+                f"tokens under this tokenizer: {shown}), as the paper scores them")
 
     def encode(self, values: Values) -> dict[str, torch.Tensor]:
         if self.tokenizer is None:
@@ -172,7 +194,12 @@ class IOITask(Task):
         encoder = IOIEncoder(getattr(target, "tokenizer", None), self.encoder.templates)
         if encoder.tokenizer is None and self.encoder.tokenizer is None:
             return self
-        return dataclasses.replace(self, encoder=encoder, encode=encoder.encode, label=_name_label(encoder))
+        description = self.description
+        if encoder.multi_token_names:
+            warnings.warn(f"{self.name}: names are scored on the {encoder.scoring()}", stacklevel=2)
+            description = f"{description}; scored on the {encoder.scoring()}".lstrip("; ")
+        return dataclasses.replace(self, encoder=encoder, encode=encoder.encode, label=_name_label(encoder),
+                                   description=description)
 
     def labels(self, dataset: CounterfactualDataset) -> torch.Tensor:
         names = self.encoder.name_tokens

@@ -23,8 +23,12 @@ from causalab.registry import (
     register_alignment,
 )
 
+# the built-in plug-ins register their tasks and map families; the registry itself imports none
+import algorithms as _algorithms  # noqa: E402, F401
+import alignments as _alignments  # noqa: E402, F401
+
 # Kept for old imports: the modules that lived loose in causalab/ before the folders showed the layers
-# (issue 28) answer at their old paths too, as the same module objects (``causalab.train is causalab.fit.train``),
+# answer at their old paths too, as the same module objects (``causalab.train is causalab.fit.train``),
 # and stay attributes of the package as submodules were. Registered here rather than as shim files, so that
 # ``import causalab.measure`` cannot rebind ``causalab.measure``, the function, to a module. Nothing inside the
 # project imports an old path (tests/test_layers.py checks).
@@ -54,7 +58,8 @@ def __getattr__(name: str):
     if name in _PYVENE_EXPORTS:
         from causalab.maps import pyvene_export
 
-        return getattr(pyvene_export, name)
+        value = globals()[name] = getattr(pyvene_export, name)  # looked up once
+        return value
     raise AttributeError(f"module 'causalab' has no attribute {name!r}")
 
 

@@ -54,7 +54,15 @@ class RegistryError(CausalabError, ValueError):
 
 # --- neural side ----------------------------------------------------------------
 class SiteError(CausalabError, ValueError):
-    """A site that the target does not have (layer out of range, unknown position)."""
+    """A site that the target does not have (layer out of range, unknown position).
+
+    ``part`` says which part of the site is wrong: ``"layer"``, ``"position"`` or ``"component"``
+    (``None`` where the error is about the site as a whole), so a config's error names its field.
+    """
+
+    def __init__(self, message: str, part: str | None = None) -> None:
+        super().__init__(message)
+        self.part = part
 
 
 class ArchitectureError(CausalabError, ValueError):

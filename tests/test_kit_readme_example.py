@@ -8,13 +8,13 @@ import torch
 torch.set_num_threads(1)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SECTION = "## Property-test your own algorithm"
+SECTION = "### 3. Property-test it"
 
 
 def test_documented_example_runs_and_passes() -> None:
     text = README.read_text()
     assert SECTION in text, "the README lost its property-testing section"
-    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+    section = text.split(SECTION, 1)[1].split("\n### ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 1, "the section should hold exactly one complete example"
     namespace: dict = {"__name__": "property_testing_example"}

@@ -125,6 +125,50 @@ def sample_counterfactuals(
     sources must relate to the base), else are fresh draws from the input distribution.
     With ``change_share``, that share of the rows has a counterfactual output that
     differs from the base output (rejection sampling, vectorised by rounds).
+
+    Parameters
+    ----------
+    algorithm : Algorithm
+        The causal graph whose inputs are sampled and whose outputs are computed.
+    n : int
+        Pairs to draw.
+    intervention_sets : sequence of variable-name sequences (or names)
+        The sets of variables interchanged together, e.g. ``[("V1",), ("V2",), ("V1", "V2")]``.
+    probs : sequence of float, optional
+        How often each set is drawn (uniform by default).
+    generator, seed : optional
+        The random stream (a ``torch.Generator``, or a seed for one; seed 0 by default).
+    pair_sampler : callable, optional
+        ``pair_sampler(base, variable, generator)`` gives sources related to the base.
+    change_share : float, optional
+        The share of pairs whose counterfactual output differs from the base's.
+    output : str, optional
+        The output node (the algorithm's only output by default).
+    max_rounds : int
+        Rounds of rejection sampling before ``change_share`` is given up with an error.
+
+    Returns
+    -------
+    CounterfactualDataset
+        Bases, one source per variable, the set each row intervenes on, and the base and
+        counterfactual outputs.
+
+    Raises
+    ------
+    SamplingError
+        A negative ``n``, unknown variables, ``probs`` that do not match the sets, or a
+        ``change_share`` the algorithm cannot reach.
+
+    Examples
+    --------
+    >>> import causalab as cl
+    >>> task = cl.make_task("both_equality_relations")
+    >>> data = cl.sample_counterfactuals(task.algorithm, 1000, [("V1",), ("V2",)], seed=0, change_share=0.5)
+    >>> len(data), data.intervention_sets
+    (1000, [('V1',), ('V2',)])
+    >>> changed = data.counterfactual_outputs["O"] != data.base_outputs["O"]
+    >>> round(changed.float().mean().item(), 2)
+    0.5
     """
     if n < 0:
         raise SamplingError(f"n must be non-negative, got {n}")

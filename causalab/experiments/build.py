@@ -15,7 +15,7 @@ import torch
 
 from causalab.maps.alignment import AlignmentMap
 from causalab.causal.task import Task
-from causalab.errors import CausalabError, ConfigFieldError, PartitionError, field_error
+from causalab.errors import CausalabError, ConfigFieldError, PartitionError, SiteError, field_error
 from causalab.experiments.config import ExperimentConfig
 from causalab.maps.intervene import Partition
 from causalab.fit.measure import build_map, check_not_empty, default_partition
@@ -58,11 +58,8 @@ def build_run(config: ExperimentConfig, *, dry: bool = False, targets: dict[str,
     task = task.for_target(target)
     try:
         site = target.check_site(Site(config.layer, config.position, config.component))
-    except CausalabError as exc:
-        text = str(exc)
-        field = ("component" if "component" in text or "head" in text else
-                 "position" if config.position is not None and "position" in text else "layer")
-        raise field_error(field, exc) from None
+    except SiteError as exc:
+        raise field_error(exc.part or "layer", exc) from None
     width = target.width(site)
     try:
         phi = build_map(spec.text, width, config.seed, config.torch_dtype, config.device)

@@ -9,7 +9,30 @@ import torch
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (well-behaved at 0 and 1)."""
+    """Wilson score interval for a binomial proportion (well-behaved at 0 and 1).
+
+    Parameters
+    ----------
+    correct : int
+        Successes (pairs whose intervened output matched the algorithm's).
+    n : int
+        Trials (pairs scored).
+    z : float
+        The normal quantile; the default gives a 95% interval.
+
+    Returns
+    -------
+    (float, float)
+        The interval's lower and upper ends, within [0, 1]; ``(0.0, 1.0)`` when ``n`` is 0.
+
+    Examples
+    --------
+    >>> from causalab import wilson_interval
+    >>> tuple(round(x, 3) for x in wilson_interval(950, 1000))
+    (0.935, 0.962)
+    >>> wilson_interval(0, 0)
+    (0.0, 1.0)
+    """
     if n == 0:
         return (0.0, 1.0)
     p = correct / n

@@ -124,6 +124,37 @@ def interchange(
     - any other map runs once, row by row, on the bases and the sources' intervened
       rows together (bases whose every coordinate is swapped are left out), then
       its inverse on the mixed coordinates.
+
+    Parameters
+    ----------
+    phi : AlignmentMap
+        The map from hidden states to the coordinates the variables own.
+    h_base : torch.Tensor
+        The bases' hidden states, ``(..., width)``.
+    h_sources : mapping of str to torch.Tensor
+        Per variable, its source's hidden states, shaped as ``h_base``.
+    partition : Partition
+        Which coordinates of ``phi(h)`` each variable owns.
+    rows : mapping of str to torch.Tensor, optional
+        Per variable, the rows whose source differs from the base.
+
+    Returns
+    -------
+    torch.Tensor
+        ``phi^-1(swap(phi(h_base), phi(h_source), blocks))``, shaped as ``h_base``.
+
+    Raises
+    ------
+    PartitionError
+        A source shaped unlike the base, or a partition wider than the map.
+
+    Examples
+    --------
+    >>> import torch, causalab as cl
+    >>> phi = cl.make_alignment("identity", 4)
+    >>> partition = cl.Partition({"V": [0, 1]}, 4)
+    >>> cl.interchange(phi, torch.zeros(1, 4), {"V": torch.ones(1, 4)}, partition)
+    tensor([[1., 1., 0., 0.]])
     """
     for var, h_src in h_sources.items():
         if h_src.shape != h_base.shape:

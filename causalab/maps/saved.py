@@ -76,14 +76,37 @@ def save_alignment(
     config_hash: str | None = None,
     spec: str | None = None,
 ) -> Path:
-    """Write ``phi`` to ``path`` (a ``.safetensors`` file; parent folders are created). Returns the path.
+    """Write ``phi`` to ``path``: one safetensors file with its state, and its spec in the metadata.
 
-    ``spec`` defaults to ``phi.spec`` (set when :func:`causalab.make_alignment` built the
-    map); a map built by its constructor needs it given. The spec is checked before
-    anything is written: a map rebuilt from it must take ``phi``'s state and give the
-    same outputs, else :class:`SavedAlignmentError`. A ``partition`` must fit the map
-    (:class:`PartitionError` otherwise).
+    Parameters
+    ----------
+    phi : AlignmentMap
+        The map to save (any family, fitted or not).
+    path : str or os.PathLike
+        A ``.safetensors`` file; parent folders are created.
+    partition : Partition, optional
+        The blocks of ``phi``'s coordinates that the variables own; saved beside the map.
+    config_hash : str, optional
+        The hash of the run that fitted the map (``ExperimentConfig.hash()``).
+    spec : str, optional
+        Defaults to ``phi.spec`` (set when :func:`causalab.make_alignment` built the map); a map
+        built by its constructor needs it given.
 
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    SavedAlignmentError
+        The spec does not rebuild ``phi`` (checked before anything is written: a map rebuilt
+        from it must take ``phi``'s state and give the same outputs).
+    PartitionError
+        The partition does not fit the map.
+
+    Examples
+    --------
     >>> phi = make_alignment("rotation:rank=4", 16)
     >>> save_alignment(phi, "rotation.safetensors").name
     'rotation.safetensors'
@@ -203,11 +226,30 @@ def read_info(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.
 def load_alignment(path: str | os.PathLike, *, width: int | None = None, device: torch.device | str = "cpu") -> SavedAlignment:
     """Rebuild the map saved at ``path``: same family, knobs, dtype and state, so the same outputs to the bit.
 
-    ``width`` (optional) is the hidden width the caller will use it at (e.g. a target's
-    site); a map saved at another width fails. Raises :class:`SavedAlignmentError` (missing
-    or foreign file, wrong width, state that does not fit the spec) or :class:`RegistryError`
-    (a family not registered here).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_alignment`. Only tensors and text are read, never pickled code.
+    width : int, optional
+        The hidden width the caller will use the map at (a target's site); a map saved at
+        another width fails.
+    device : torch.device or str
+        Where the map's state goes (``"cpu"`` by default, whatever device it was fitted on).
 
+    Returns
+    -------
+    SavedAlignment
+        ``.map``, ``.partition``, ``.spec``, ``.config_hash`` and the saved metadata.
+
+    Raises
+    ------
+    SavedAlignmentError
+        A missing or foreign file, a wrong width, a state that does not fit the spec.
+    RegistryError
+        The map's family is not registered here.
+
+    Examples
+    --------
     >>> path = save_alignment(make_alignment("rotation:rank=4", 16), "rotation.safetensors")
     >>> loaded = load_alignment(path, width=16)
     >>> loaded.spec, loaded.map.swappable

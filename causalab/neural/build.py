@@ -32,14 +32,54 @@ _SKIP = ("task", "kind", "seed", "dtype", "dry")
 
 def build_target(task: Task, kind: str, seed: int, *, dtype: torch.dtype = torch.float32, dry: bool = False,
                  **options: Any) -> Target:
-    """The network of ``kind`` for ``task`` (see the module docstring); ``options`` go to its builder."""
+    """The network of ``kind`` for ``task``; ``options`` go to its builder.
+
+    Parameters
+    ----------
+    task : Task
+        The task whose network is built (its family decides the architecture).
+    kind : {"trained", "random", "oracle", "pretrained"}
+        ``trained``: the task family's MLP trained here (cached) or the family's own trained
+        model; ``random``: the same architecture at its own random initialisation from ``seed``;
+        ``oracle``: a hand-built network computing the algorithm in known neurons;
+        ``pretrained``: a saved or hub model (language-model families).
+    seed : int
+        The network's seed (initialisation, and training data for ``trained``).
+    dtype : torch.dtype
+        The network's dtype.
+    dry : bool
+        A network of the same architecture, never trained: what validation reads sites from.
+    **options
+        The builder's own options (``hidden``, ``depth``, ... for MLPs; ``size``, ``arch``,
+        ``init`` for language models), each checked by name and value before anything is built.
+
+    Returns
+    -------
+    Target
+        The network, frozen, with its sites (``target.sites()``) and widths.
+
+    Raises
+    ------
+    ConfigFieldError
+        An unknown kind (field ``target``) or option (``target_options.NAME``), naming the valid ones.
+
+    Examples
+    --------
+    >>> import causalab as cl
+    >>> task = cl.make_task("both_equality_relations")
+    >>> net = cl.build_target(task, "random", 0, hidden=32)
+    >>> net.width(cl.Site(1)), len(net.sites())
+    (32, 3)
+    >>> cl.build_target(task, "random", 0, hiden=32)
+    Traceback (most recent call last):
+    ...
+    causalab.errors.ConfigFieldError: config field 'target_options.hiden': target 'random' of 'both_equality_relations' takes no option(s) ['hiden']; it takes: hidden, depth
+    """
     if kind not in TARGET_KINDS:
         raise ConfigFieldError("target", f"unknown target kind {kind!r}; valid: {', '.join(TARGET_KINDS)}")
     if task.build_target is not None:
-        try:
-            return task.build_target(kind, seed, dtype=dtype, dry=dry, **options)
-        except TypeError as exc:  # a builder that rejected an option by its signature
-            raise ConfigFieldError("target_options", f"target {kind!r} of {task.name!r}: {exc}") from None
+        _bind_options(task, kind, seed, dtype, dry, options)
+        return task.build_target(kind, seed, dtype=dtype, dry=dry, **options)
     check_options(task, kind, options)
     if kind == "trained":
         if dry:
@@ -50,6 +90,25 @@ def build_target(task: Task, kind: str, seed: int, *, dtype: torch.dtype = torch
     if kind == "oracle":
         return task.oracle(**options).to(dtype)
     raise ConfigFieldError("target", f"task {task.name!r} has no {kind!r} targets; use 'trained', 'random' or 'oracle'")
+
+
+def _bind_options(task: Task, kind: str, seed: int, dtype: torch.dtype, dry: bool, options: dict[str, Any]) -> None:
+    """Check ``options`` against the signature of the task's own target builder, before calling it.
+
+    A ``TypeError`` raised *inside* the builder is a defect of the builder and propagates as one;
+    only options its signature does not take are reported as bad ``target_options``.
+    """
+    try:
+        signature = inspect.signature(task.build_target)
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to read
+        return
+    try:
+        signature.bind(kind, seed, dtype=dtype, dry=dry, **options)
+    except TypeError as exc:
+        taken = [p.name for p in signature.parameters.values()
+                 if p.kind is p.KEYWORD_ONLY and p.name not in _SKIP]
+        raise ConfigFieldError("target_options", f"target {kind!r} of {task.name!r}: {exc}; "
+                               f"options it takes: {', '.join(taken) or 'none'}") from None
 
 
 def option_builder(task: Task, kind: str) -> Callable[..., Any] | None:

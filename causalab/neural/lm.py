@@ -142,20 +142,30 @@ class LMTarget(Target):
         return [Site(k, p) for k in range(1, self.n_layers + 1) for p in self.positions]
 
     def check_site(self, site: Site) -> Site:
+        """``site`` if this LM has it, else a :class:`SiteError` naming the wrong part; checked once per site."""
+        checked = self.__dict__.setdefault("_checked_sites", set())
+        if isinstance(site, Site) and site in checked:  # every batch asks again
+            return site
         if not isinstance(site, Site):
             raise SiteError(f"expected a Site, got {site!r}")
         if not isinstance(site.layer, int) or not 1 <= site.layer <= self.n_layers:
-            raise SiteError(f"layer {site.layer!r} is out of range: this LM has layers 1..{self.n_layers}")
+            raise SiteError(f"layer {site.layer!r} is out of range: this LM has layers 1..{self.n_layers}", "layer")
         pos = site.position
         if pos is None:
-            raise SiteError(f"site {site} names no token position; use one of {list(self.positions)} or an int")
+            raise SiteError(f"site {site} names no token position; use one of {list(self.positions)} or an int",
+                            "position")
         if isinstance(pos, bool) or not (isinstance(pos, int) or pos in self.positions):
-            raise SiteError(f"unknown token position {pos!r}; valid: {list(self.positions)} or an int >= 0")
+            raise SiteError(f"unknown token position {pos!r}; valid: {list(self.positions)} or an int >= 0", "position")
         if isinstance(pos, int) and pos < 0:
-            raise SiteError(f"token position {pos} is negative; give an index >= 0 or 'last'")
-        component = Component.parse(site.component)
-        if component.kind != "block_output":
-            self.parts().width(component, self.hidden_width)  # heads that exist
+            raise SiteError(f"token position {pos} is negative; give an index >= 0 or 'last'", "position")
+        try:
+            component = Component.parse(site.component)
+            if component.kind != "block_output":
+                self.parts().width(component, self.hidden_width)  # heads that exist
+        except SiteError as exc:
+            exc.part = exc.part or "component"
+            raise
+        checked.add(site)
         return site
 
     def parts(self) -> BlockParts:

@@ -45,12 +45,12 @@ class MLPTarget(Target):
         if not isinstance(site, Site):
             site = Site(int(site))
         if not 1 <= site.layer <= self.depth:
-            raise SiteError(f"MLP has hidden layers 1..{self.depth}; layer {site.layer} does not exist")
+            raise SiteError(f"MLP has hidden layers 1..{self.depth}; layer {site.layer} does not exist", "layer")
         if site.position is not None:
-            raise SiteError(f"an MLP has no token positions; site {site} names position {site.position!r}")
+            raise SiteError(f"an MLP has no token positions; site {site} names position {site.position!r}", "position")
         if site.component != "block_output":
             raise SiteError(f"unknown component {site.component!r}: an MLP's sites are its hidden layers "
-                            "(component 'block_output')")
+                            "(component 'block_output')", "component")
         return site
 
     def width(self, site: Site) -> int:
