@@ -77,13 +77,14 @@ def train_ioi_lm(seed: int = 0, cache: str | os.PathLike | None = None, progress
     """
     from causalab.neural.lm import SIZES, LMTarget, lm_config
     from causalab.neural.lm_training import train_causal_lm
+    from causalab.neural.seeding import seeded
     from transformers import AutoModelForCausalLM
 
     if size not in SIZES:
         raise ConfigError(f"unknown LM size {size!r} for the trained IOI model; known sizes: {', '.join(SIZES)}")
     recipe = {**TRAIN_RECIPES.get(size, TRAIN_RECIPES[DEFAULT_SIZE]), **overrides}
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(lm_config("gpt_neox", size, vocab_size=len(data.VOCAB)))
+    with seeded(seed):  # the initialisation; training draws from its own generator
+        model = AutoModelForCausalLM.from_config(lm_config("gpt_neox", size, vocab_size=len(data.VOCAB)))
     target = LMTarget(model)
     return train_causal_lm(
         model, lambda n, g: with_answer(data.sample_sentences(n, g)), trained_lm_dir(seed, cache, size),

@@ -16,7 +16,7 @@ BAD = [  # (target, options, the field named, what the message must say)
     ("random", {"sise": "14m"}, "target_options.sise", "it takes: vocab_size, arch, size, engine, max_positions, init"),
     ("random", {"size": "15m"}, "target_options.size", "unknown LM size '15m'; valid: tiny, small"),
     ("random", {"size": "tiny", "arch": "gpt3"}, "target_options.arch", "valid: gpt_neox, gpt2"),
-    ("random", {"size": "tiny", "init": "xavier"}, "target_options.init", "valid: transformers, pythia"),
+    ("random", {"size": "tiny", "init": "xavier"}, "target_options.init", "valid: transformers, family, pythia"),
     ("random", {"size": "tiny", "engine": "nnsight"}, "target_options.engine", "valid: hook, pyvene"),
     ("random", {"size": "tiny", "max_positions": 0}, "target_options.max_positions", "must be a positive integer"),
     ("random", {"size": "tiny", "tokenizer": "gpt2"}, "target_options.tokenizer", "takes no option(s) ['tokenizer']"),

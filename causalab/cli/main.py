@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("file", type=Path, help="sweep file: [base], [grid] of lists, optional [profiles.NAME]")
     sw.add_argument("--profile", help="a named profile of the sweep file (overrides [base], replaces [grid] axes)")
     sw.add_argument("--executor", choices=["local", "ray"], default="local", help="local process pool (default) or Ray")
-    sw.add_argument("--workers", type=int, help="local: processes (default: one per core); ray: CPUs of a local instance")
+    sw.add_argument("--workers", type=int, help="local: processes (default: one per core; for runs on device cuda one "
+                    "per GPU, each pinned to its own, and at most that many); ray: CPUs of a local instance")
     sw.add_argument("--address", help="ray: a running cluster: HOST:PORT as `ray start --head` prints it, auto (the one started "
                     "on this machine) or ray://HOST:10001; its token is read from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
                     "~/.ray/auth_token (default: start a local instance)")
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--out", type=Path, default=Path("results/dilemma"), help="folder for results, tables and figures (default: results/dilemma)")
     dl.add_argument("--experiment", action="append", help=f"only these experiments ({', '.join(e.name for e in EXPERIMENTS)})")
     dl.add_argument("--executor", choices=["local", "ray"], default="local")
-    dl.add_argument("--workers", type=int, help="local processes (default: one per core)")
+    dl.add_argument("--workers", type=int, help="local processes (default: one per core; one per GPU for device cuda)")
     dl.add_argument("--address", help="ray: a running cluster (HOST:PORT, auto or ray://HOST:10001; as for sweep)")
 
     ls = sub.add_parser("list", help="list registered algorithms or alignment families")

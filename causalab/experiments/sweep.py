@@ -96,6 +96,58 @@ def execute(
 Outcome = tuple[ExperimentConfig, "dict[str, Any] | BaseException"]
 
 
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many local workers a sweep starts, and the GPU each is pinned to.
+
+    ``pins[i]`` is worker ``i``'s ``CUDA_VISIBLE_DEVICES`` (one device); empty: no pinning.
+    """
+
+    workers: int
+    pins: tuple[str, ...] = ()
+
+
+def plan_workers(devices: Sequence[str], workers: int | None, *, gpus: int, cpus: int,
+                 visible: str | None = None) -> WorkerPlan:
+    """The local workers for runs on ``devices`` (each config's ``device``): one per GPU for CUDA runs.
+
+    - No run on CUDA (or no GPU visible, which validation then reports): ``workers``, default
+      one per core (``cpus``), unpinned.
+    - Runs on plain ``"cuda"``: ``workers``, default one per GPU (``gpus``), worker ``i`` pinned to
+      GPU ``i`` (its ``CUDA_VISIBLE_DEVICES``; the ``i``-th entry of ``visible``, this process's own
+      ``CUDA_VISIBLE_DEVICES``, where one is set), so each sees its GPU as ``cuda``. More workers
+      than GPUs is a :class:`SweepError`: two runs would share a GPU.
+    - Runs naming a GPU (``"cuda:1"``): they keep it; ``workers``, default one per GPU, unpinned.
+
+    One worker runs in the sweep's own process, unpinned (its ``cuda`` is the first visible GPU).
+    """
+    cuda = [d for d in devices if d.startswith("cuda")]
+    if not cuda or gpus < 1:
+        return WorkerPlan(workers or cpus or 1)
+    if any(d != "cuda" for d in cuda):  # a named GPU: pinning would renumber it
+        return WorkerPlan(workers or gpus)
+    if workers is not None and workers > gpus:
+        raise SweepError(
+            f"{workers} workers asked for, but {gpus} GPU(s) are visible: a sweep on device 'cuda' runs one worker "
+            f"per GPU, each pinned to its own; give workers <= {gpus} (the default is {gpus}), or name GPUs in the "
+            "configs (device 'cuda:1') to place runs yourself"
+        )
+    count = workers or gpus
+    if count <= 1:
+        return WorkerPlan(1)
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else [str(i) for i in range(gpus)]
+    return WorkerPlan(count, tuple(ids[i] if i < len(ids) else str(i) for i in range(count)))
+
+
+def visible_gpus(devices: Sequence[str]) -> int:
+    """GPUs torch sees, asked only when a run is on CUDA (so CPU sweeps never touch CUDA)."""
+    if not any(d.startswith("cuda") for d in devices):
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent ends
 
 
@@ -125,7 +177,11 @@ def _end_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="causalab-parent-watch", daemon=True).start()
 
 
-def _init_worker(plugins: Sequence[str], parent: int | None = None) -> None:
+def _init_worker(plugins: Sequence[str], parent: int | None = None, pins: Any = None) -> None:
+    # A pinned worker takes its GPU first, before anything can initialise CUDA in it: ``pins`` is a queue
+    # holding one CUDA_VISIBLE_DEVICES value per worker, and each worker process takes one.
+    if pins is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = pins.get(timeout=60)
     # Ctrl-C reaches the whole process group: the main process stops the pool, so a worker ignores it.
     # Handlers the main process installed (the CLI turns SIGTERM into an exception) are not a worker's:
     # SIGTERM, from the pool's terminate() or the kernel, ends it.
@@ -140,17 +196,41 @@ def _init_worker(plugins: Sequence[str], parent: int | None = None) -> None:
         import_plugin(module)
 
 
+def worker_pool(workers: int, plugins: Sequence[str] = (), start_method: str | None = None,
+                pins: Sequence[str] = ()) -> ProcessPoolExecutor:
+    """A pool of ``workers`` sweep worker processes; with ``pins``, worker ``i`` sees only GPU ``pins[i]``.
+
+    An unpinned pool forks where the platform can (fast; algorithms registered by the calling
+    script are inherited, and it needs no ``if __name__ == "__main__"`` guard), else spawns. A
+    pinned pool spawns: CUDA cannot be used in a process forked from one that initialised it
+    (validating a CUDA config does), and a fresh process reads ``CUDA_VISIBLE_DEVICES`` when it
+    first uses CUDA. Its workers import the ``plugins`` themselves, so algorithms a script
+    registers must live in a module passed as a plugin.
+    """
+    if pins and len(pins) < workers:
+        raise SweepError(f"{workers} workers but only {len(pins)} GPU pins: {list(pins)}")
+    if start_method is None:
+        start_method = "spawn" if pins or "fork" not in multiprocessing.get_all_start_methods() else "fork"
+    ctx = multiprocessing.get_context(start_method)
+    queue = None
+    if pins:
+        queue = ctx.Queue()
+        for pin in pins[:workers]:
+            queue.put(pin)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(tuple(plugins), os.getpid(), queue))
+
+
 def run_local(
     configs: Sequence[ExperimentConfig],
     workers: int,
     plugins: Sequence[str] = (),
     start_method: str | None = None,
     save_maps: str | None = None,
+    pins: Sequence[str] = (),
 ) -> Iterator[Outcome]:
-    """Runs on this machine: in this process when ``workers == 1``, else on a pool of ``workers`` processes.
-
-    The pool forks where the platform can (fast; algorithms registered by the calling
-    script are inherited, and it needs no ``if __name__ == "__main__"`` guard), else spawns.
+    """Runs on this machine: in this process when ``workers == 1``, else on a pool of ``workers`` processes
+    (:func:`worker_pool`; with ``pins``, one per GPU, each pinned to its own: :func:`plan_workers`).
     """
     if workers <= 1:
         for cfg in configs:
@@ -160,11 +240,7 @@ def run_local(
                 exc.add_note(traceback.format_exc(limit=-3))
                 yield cfg, exc
         return
-    if start_method is None:
-        start_method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(start_method)
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(configs)) or 1, mp_context=ctx,
-                               initializer=_init_worker, initargs=(tuple(plugins), os.getpid()))
+    pool = worker_pool(min(workers, len(configs)) or 1, plugins, start_method, pins)
     finished = False
     try:
         pending = {pool.submit(execute, cfg.to_dict(), tuple(plugins), None, save_maps): cfg for cfg in configs}
@@ -348,7 +424,8 @@ def run_sweep(
     """Run every config whose hash the store does not hold yet; append each record as it finishes.
 
     ``executor`` is ``local`` (``workers`` processes, default one per core; 1 runs in
-    this process) or ``ray`` (``address`` of a running cluster, or None to start a
+    this process; runs on device ``cuda``: one worker per GPU, each pinned to its own,
+    :func:`plan_workers`) or ``ray`` (``address`` of a running cluster, or None to start a
     local instance). Failed runs are not recorded (a rerun retries them); they are
     listed in the summary, or raised as :class:`SweepError` with ``stop_on_error``.
     ``save_maps`` (a folder) saves each run's fitted map there as ``<hash>.safetensors``
@@ -398,6 +475,10 @@ def _run_claimed(
     recorded = store.hashes() if store is not None else set()
     todo = [cfg for h, cfg in unique.items() if h not in recorded]
     summary = SweepSummary(total=len(unique), skipped=len(unique) - len(todo))
+    if executor == "local":  # a worker count the GPUs cannot take fails before anything is built
+        devices = [cfg.device for cfg in todo]
+        plan = plan_workers(devices, workers, gpus=visible_gpus(devices), cpus=os.cpu_count() or 1,
+                            visible=os.environ.get("CUDA_VISIBLE_DEVICES"))
     validate_all(todo)  # every name, site and block checked before any work starts
 
     began = time.perf_counter()
@@ -410,7 +491,7 @@ def _run_claimed(
     emit("start", note=note)
     if todo:
         if executor == "local":
-            outcomes = run_local(todo, workers or os.cpu_count() or 1, plugins, save_maps=maps)
+            outcomes = run_local(todo, plan.workers, plugins, save_maps=maps, pins=plan.pins)
         else:
             outcomes = run_ray(todo, workers, plugins, address, ray_init, save_maps=maps)
         try:

@@ -25,6 +25,7 @@ from causalab.errors import ConfigError, SiteError
 from causalab.neural.components import BlockParts, Component, hook
 from causalab.neural.pythia_init import INITS, pythia_init_
 from causalab.neural.resume_cache import ResumeCache
+from causalab.neural.seeding import seeded
 from causalab.neural.target import Site, Target
 from causalab.runtime import RuntimeSettings
 
@@ -203,13 +204,29 @@ class LMTarget(Target):
     def path(self) -> str:
         """How block-output sites are patched: ``"resume"`` (only the blocks above the site run, from a cache:
         GPT-NeoX, GPT-2 and the Llama-like families on the hook engine), ``"hooked"`` (a full forward pass with
-        a hook: any other family) or ``"pyvene"``. Component sites always run hooked; a sequence longer than a
-        sliding attention window (:meth:`layout`) falls back to the hooked forward."""
+        a hook: any other family) or ``"pyvene"`` (every site through pyvene's full forward). Component sites on
+        the hook engine always run hooked; a sequence longer than a sliding attention window (:meth:`layout`)
+        falls back to the hooked forward."""
         from causalab.neural.resume import supports_resume
 
         if self.engine != "hook":
             return self.engine
         return "resume" if supports_resume(self.model) else "hooked"
+
+    def path_for(self, inputs: Any, site: Site) -> str:
+        """The path a fitting step at ``site`` takes on ``inputs`` (as :meth:`resume_cache` decides it):
+        :attr:`path`, except ``"hooked"`` for component sites on the hook engine and for sequences longer
+        than the model's sliding attention window (Mistral, Gemma 2/3, Qwen 2 with one: the fast path's
+        masks are plainly causal, so the hooked forward, which applies the window, runs instead)."""
+        from causalab.neural.resume import architecture
+
+        site = self.check_site(site)
+        if self.path != "resume":
+            return self.path
+        if Component.parse(site.component).kind != "block_output":
+            return "hooked"
+        window = architecture(self.model).exact_length(self.model)
+        return "hooked" if window is not None and self.input_ids(inputs).shape[1] > window else "resume"
 
     def layout(self):
         """The model's pieces as measured (:class:`~causalab.neural.layout.Layout`): family, path, module names,
@@ -385,9 +402,13 @@ class LMTarget(Target):
         site = self.check_site(site)
         engine = engine or self.engine
         component = Component.parse(site.component)
+        if component.kind != "block_output" and engine == "pyvene":
+            from causalab.neural.pyvene_engine import pyvene_patched_logits
+
+            return pyvene_patched_logits(self, inputs, site, h)
         if component.kind != "block_output":
             if engine != "hook":
-                raise SiteError(f"component sites ({site.component!r}) run on the hook engine; this target uses {engine!r}")
+                raise ConfigError(f"unknown patching engine {engine!r}; known: {', '.join(ENGINES)}")
             handle = hook(self.parts(), component, site.layer, self.token_positions(inputs, site.position), value=h)
             try:
                 return self.logits(inputs)
@@ -486,15 +507,20 @@ def _saved_tokenizer(src: str, tokenizer: Any, **kwargs: Any) -> Any:
 def random_lm(vocab_size: int, *, arch: str = "gpt_neox", size: str = "14m", seed: int = 0, tokenizer: Any = None,
               dtype: torch.dtype = torch.float32, engine: str = "hook", max_positions: int = 64,
               init: str = "transformers", **overrides: Any) -> LMTarget:
-    """A causal LM at random initialisation from ``seed``: transformers' own init (N(0, 0.02)), or with
-    ``init="pythia"`` the GPT-NeoX library's, as Pythia's ``step0`` (:mod:`causalab.neural.pythia_init`)."""
+    """A causal LM at random initialisation from ``seed``.
+
+    ``init`` is ``"transformers"`` (the default) or its other name ``"family"``: the family's own
+    ``_init_weights``, as transformers builds it (N(0, 0.02) projections for most families, Gemma's
+    norms at 0 since they scale by ``1 + weight``); or ``"pythia"``: the GPT-NeoX library's small_init /
+    wang_init by role, as Pythia's ``step0``, for every family of ``ARCHS``
+    (:mod:`causalab.neural.pythia_init`). The caller's global random stream is left where it was."""
     from transformers import AutoModelForCausalLM
 
     if init not in INITS:
         raise ConfigError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
     config = lm_config(arch, size, vocab_size=vocab_size, max_positions=max_positions, **overrides)
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config)
+    with seeded(seed):  # transformers' init draws from the global generator; the caller's stream is restored
+        model = AutoModelForCausalLM.from_config(config)
     if init == "pythia":
         pythia_init_(model, torch.Generator().manual_seed(seed))
     model = model.to(dtype).eval()

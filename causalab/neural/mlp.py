@@ -13,6 +13,7 @@ from torch import nn
 from causalab.causal.task import Task
 from causalab.errors import ConfigError, SiteError
 from causalab.files import cache_dir, file_lock
+from causalab.neural.seeding import seeded
 from causalab.neural.target import Site, Target
 
 
@@ -102,9 +103,10 @@ def _hidden(task: Task, hidden: int | None) -> int:
 
 
 def random_mlp(task: Task, seed: int, hidden: int | None = None, depth: int = 3, dtype: torch.dtype = torch.float32) -> MLPTarget:
-    """The task's MLP at random initialisation (PyTorch's default init) from ``seed``."""
-    torch.manual_seed(seed)
-    model = MLPTarget(_input_width(task), _hidden(task, hidden), depth, task.n_classes).to(dtype)
+    """The task's MLP at random initialisation (PyTorch's default init) from ``seed``; the caller's
+    random stream is left where it was (:func:`~causalab.neural.seeding.seeded`)."""
+    with seeded(seed):
+        model = MLPTarget(_input_width(task), _hidden(task, hidden), depth, task.n_classes).to(dtype)
     return model.freeze()
 
 
@@ -175,8 +177,8 @@ def train_mlp(
     architecture untrained.
     """
     gen = torch.Generator().manual_seed(10_000 + seed)
-    torch.manual_seed(seed)
-    model = MLPTarget(_input_width(task), _hidden(task, hidden), depth, task.n_classes)
+    with seeded(seed):  # the initialisation; training draws from ``gen`` only
+        model = MLPTarget(_input_width(task), _hidden(task, hidden), depth, task.n_classes)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     x_val, y_val = task.factual(n_test, gen)

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import torch
 
+from causalab.errors import SiteError
 from causalab.neural.target import Site
 
 try:  # pyvene prints "nnsight is not detected" on import, and its imports may warn: library code stays quiet.
@@ -41,9 +42,61 @@ class ReplaceIntervention(pv.Intervention):
         return source.to(base.dtype)
 
 
+class HeadsIntervention(pv.Intervention):
+    """Replace only the given columns (some heads' slices of the output projection's input) by the source."""
+
+    def __init__(self, columns: torch.Tensor, **kwargs: Any) -> None:
+        super().__init__(keep_last_dim=True, **kwargs)
+        self.columns = columns
+
+    def forward(self, base: torch.Tensor, source: torch.Tensor = None, subspaces: Any = None, **kwargs: Any):
+        out = base.clone()
+        out[..., self.columns.to(base.device)] = source.to(base.dtype)
+        return out
+
+
 def component(target, layer: int) -> str:
     """pyvene's module path for the output of block ``layer`` (1-based)."""
     return f"{target.layer_path}[{layer - 1}].output"
+
+
+def module_path(model: torch.nn.Module, module: torch.nn.Module) -> str | None:
+    """``module``'s path in ``model`` as pyvene reads one (``model.layers[0].self_attn``), or None if absent."""
+    for name, found in model.named_modules():
+        if found is module:
+            return ".".join(f"[{part}]" if part.isdigit() else part for part in name.split(".")).replace(".[", "[")
+    return None
+
+
+def site_component(target, site: Site) -> tuple[str, Any]:
+    """pyvene's module path for ``site`` (``...output`` or, for heads, the output projection's ``...input``)
+    and the intervention that writes it.
+
+    Raises :class:`~causalab.errors.SiteError` naming the family, the site and the components
+    pyvene can express where the site's module has no path pyvene can name.
+    """
+    from causalab.neural.components import Component
+
+    kind = Component.parse(site.component)
+    if kind.kind == "block_output":
+        return component(target, site.layer), ReplaceIntervention()
+    parts = target.parts()
+    if kind.kind == "heads":
+        module, hook = parts.projections()[site.layer - 1], "input"
+        hd = parts.head_width
+        columns = torch.cat([torch.arange(h * hd, (h + 1) * hd) for h in kind.heads])
+        intervention = HeadsIntervention(columns)
+    else:
+        module = (parts.attention if kind.kind == "attention_output" else parts.mlp)[site.layer - 1]
+        hook, intervention = "output", ReplaceIntervention()
+    path = module_path(target.model, module)
+    if path is None:
+        family = getattr(getattr(target.model, "config", None), "model_type", type(target.model).__name__)
+        raise SiteError(f"the pyvene engine cannot express site {site} on the {family!r} family: its "
+                        f"{kind.kind} module has no path in the model; pyvene sites here: block_output "
+                        "(or use engine='hook', which runs every component)")
+    return f"{path}.{hook}", intervention
+
 
 
 def _intervenable(target, key: tuple, representations: Callable[[], list[dict]]):
@@ -63,11 +116,15 @@ def locations(pos: torch.Tensor) -> list[list[int]]:
 
 
 def pyvene_patched_logits(target, inputs: Any, site: Site, h: torch.Tensor) -> torch.Tensor:
-    """``Target.patched_logits`` through pyvene: the site's hidden state becomes ``h``."""
+    """``Target.patched_logits`` through pyvene: the site's hidden state becomes ``h`` (every component kind:
+    block, attention and MLP outputs, and heads as their slices of the attention output projection's input)."""
     pos = locations(target.token_positions(inputs, site.position))
-    model = _intervenable(target, ("replace", site.layer), lambda: [
-        {"layer": site.layer - 1, "component": component(target, site.layer), "unit": "pos",
-         "intervention": ReplaceIntervention()}])
+
+    def representations() -> list[dict]:
+        path, intervention = site_component(target, site)
+        return [{"layer": site.layer - 1, "component": path, "unit": "pos", "intervention": intervention}]
+
+    model = _intervenable(target, ("replace", site.layer, site.component), representations)
     _, out = model(
         {"input_ids": target.input_ids(inputs)},
         unit_locations={"sources->base": (None, [pos])},
