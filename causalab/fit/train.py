@@ -129,6 +129,46 @@ def prepare(
     block), within the ``runtime`` settings' cache budget (default: from the environment).
     After the bases and after each variable's sources, a :class:`~causalab.progress.Progress`
     goes to ``progress`` (default: :func:`causalab.progress.report`).
+
+    Parameters
+    ----------
+    target : Target
+        The frozen network.
+    site : Site
+        Where hidden states are read and patched.
+    task : Task
+        Encodes the pairs' inputs for the network and labels them.
+    data : CounterfactualDataset
+        The pairs (``task.counterfactuals(n, generator)``).
+    device, dtype : optional
+        Where and in which dtype the cached inputs and hidden states are kept.
+    batch_size : int
+        Rows per forward pass while caching.
+    progress : callable, optional
+        Receives a :class:`~causalab.progress.Progress` after each part.
+    runtime : RuntimeSettings, optional
+        The LM cache's budget and dtype, compilation (default: from the environment).
+
+    Returns
+    -------
+    PreparedPairs
+        The encoded pairs, their labels and the cached hidden states (``h_base``, and per
+        variable the sources'), ready for :func:`fit_alignment` and :func:`evaluate`.
+
+    Raises
+    ------
+    SiteError
+        A site the target does not have.
+
+    Examples
+    --------
+    >>> import torch, causalab as cl
+    >>> task = cl.make_task("both_equality_relations")
+    >>> target, site = cl.build_target(task, "oracle", 0), cl.Site(1)
+    >>> data = task.counterfactuals(600, torch.Generator().manual_seed(0))
+    >>> train, val = (cl.prepare(target, site, task, d) for d in data.split([400, 200]))
+    >>> len(train), tuple(train.h_base.shape)
+    (400, (400, 16))
     """
     if len(data) == 0:
         raise DataError(f"no pairs to prepare for {task.name!r} at {site}: the dataset is empty")
@@ -184,6 +224,35 @@ def evaluate(
 
     With ``with_loss`` the result also carries the mean counterfactual loss (``.loss``):
     the task's own, or ``loss_fn``.
+
+    Parameters
+    ----------
+    target, site, phi, partition, task
+        As for :func:`fit_alignment`.
+    pairs : PreparedPairs
+        The pairs to score (from :func:`prepare`).
+    batch_size : int
+        Rows per pass.
+    with_loss : bool
+        Also compute the mean counterfactual loss.
+    loss_fn : callable, optional
+        ``loss_fn(logits, labels)`` in place of the task's loss.
+
+    Returns
+    -------
+    IIAResult
+        ``iia``, the Wilson interval (``overall.interval``), and IIA per intervention set
+        (``to_dict()["per_set"]``).
+
+    Examples
+    --------
+    >>> import torch, causalab as cl
+    >>> task = cl.make_task("both_equality_relations")
+    >>> target, site = cl.build_target(task, "oracle", 0), cl.Site(1)   # V1 in neurons 0-7, V2 in 8-15
+    >>> pairs = cl.prepare(target, site, task, task.counterfactuals(300, torch.Generator().manual_seed(0)))
+    >>> partition = cl.Partition({"V1": range(8), "V2": range(8, 16)}, 16)
+    >>> cl.evaluate(target, site, cl.make_alignment("identity", 16), partition, task, pairs).iia
+    1.0
     """
     if len(pairs) == 0:
         raise DataError(f"no pairs to score {task.name!r} on: IIA of zero pairs is undefined")
@@ -397,6 +466,53 @@ def fit_alignment(
     fitted by :func:`fit_by_search` instead of gradient steps. Early stopping on validation IIA (or loss, with
     ``monitor="loss"``) restores the best map. A non-finite loss raises
     :class:`FitError`; so does a network whose weights changed during the fit.
+
+    Parameters
+    ----------
+    target : Target
+        The frozen network (its weights are checked unchanged after the fit).
+    site : Site
+        The site the pairs were prepared at.
+    phi : AlignmentMap
+        The map to fit, in place.
+    partition : Partition
+        Which of ``phi``'s coordinates each variable owns.
+    task : Task
+        Its loss and correctness test score the intervened outputs.
+    train, val : PreparedPairs
+        Fitting and validation pairs from :func:`prepare`.
+    config : FitConfig, optional
+        Epochs, batch size, learning rate and its schedule, early stopping, loss.
+    progress : callable, optional
+        Receives each epoch's (or check's) record.
+
+    Returns
+    -------
+    FitResult
+        ``history`` (one record per epoch or check: losses, IIA, learning rate),
+        ``epochs_run``, ``steps``, ``stopped_early``, ``best_val_iia``.
+
+    Raises
+    ------
+    FitError
+        A non-finite loss, a network whose weights changed, a map declaring an unknown way
+        of fitting.
+    PartitionError
+        A partition that does not fit the map.
+
+    Examples
+    --------
+    >>> import torch, causalab as cl
+    >>> task = cl.make_task("both_equality_relations")
+    >>> target, site = cl.build_target(task, "oracle", 0), cl.Site(1)
+    >>> data = task.counterfactuals(600, torch.Generator().manual_seed(0))
+    >>> train, val = (cl.prepare(target, site, task, d) for d in data.split([400, 200]))
+    >>> _ = torch.manual_seed(0)
+    >>> phi = cl.make_alignment("rotation", 16)
+    >>> partition = cl.Partition.contiguous(task.variables, size=8, width=16)
+    >>> fit = cl.fit_alignment(target, site, phi, partition, task, train, val, cl.FitConfig(epochs=2, batch_size=100))
+    >>> fit.epochs_run, sorted(fit.history[-1])[:4]
+    (2, ['epoch', 'lr', 'steps', 'train_eval_loss'])
     """
     config = config or FitConfig()
     if len(train) == 0:

@@ -64,8 +64,41 @@ def to_pyvene(phi: AlignmentMap, partition: Partition, variable: str) -> Alignme
     """A fitted map as a pyvene intervention that interchanges ``variable``'s block of ``phi``'s coordinates.
 
     Put one per variable into a ``pyvene.IntervenableConfig`` (see :func:`pyvene_representation`).
-    The map stays trainable through it (pyvene's ``TrainableIntervention``). Raises
-    :class:`PartitionError` if the partition does not fit ``phi`` or has no block for ``variable``.
+    The map stays trainable through it (pyvene's ``TrainableIntervention``).
+
+    Parameters
+    ----------
+    phi : AlignmentMap
+        Any map, of any family.
+    partition : Partition
+        Which of ``phi``'s coordinates each variable owns.
+    variable : str
+        The variable this intervention interchanges.
+
+    Returns
+    -------
+    AlignmentIntervention
+        A pyvene intervention: ``phi^-1(swap(phi(base), phi(source), block))``.
+
+    Raises
+    ------
+    PartitionError
+        The partition does not fit ``phi`` or has no block for ``variable``.
+    AlignmentError
+        ``phi`` is not an :class:`AlignmentMap`.
+
+    Examples
+    --------
+    >>> import causalab as cl
+    >>> task = cl.make_task("both_equality_relations")
+    >>> phi = cl.make_alignment("rotation", 16)
+    >>> partition = cl.Partition.contiguous(task.variables, size=8, width=16)
+    >>> type(cl.to_pyvene(phi, partition, "V1")).__name__
+    'AlignmentIntervention'
+    >>> cl.to_pyvene(phi, partition, "V3")
+    Traceback (most recent call last):
+    ...
+    causalab.errors.PartitionError: the partition has no block for variable 'V3' (it has: ['V1', 'V2'])
     """
     if not isinstance(phi, AlignmentMap):
         raise AlignmentError(f"to_pyvene takes an AlignmentMap, got {type(phi).__name__}")
@@ -76,6 +109,28 @@ def pyvene_module(target: Target) -> nn.Module:
     """The module a ``pyvene.IntervenableModel`` wraps for ``target``: an LM's Hugging Face model, an MLP target itself.
 
     Called as pyvene calls it, an MLP target takes ``{"inputs": x}`` and returns its logits.
+
+    Parameters
+    ----------
+    target : Target
+        An LM or MLP target.
+
+    Returns
+    -------
+    torch.nn.Module
+        What ``pyvene.IntervenableModel(config, model=...)`` takes.
+
+    Raises
+    ------
+    ArchitectureError
+        Not a causalab target.
+
+    Examples
+    --------
+    >>> import causalab as cl
+    >>> oracle = cl.build_target(cl.make_task("both_equality_relations"), "oracle", 0)
+    >>> cl.pyvene_module(oracle) is oracle
+    True
     """
     if _is_lm(target):
         return target.model
@@ -90,8 +145,35 @@ def pyvene_representation(target: Target, site: Site, intervention: Any) -> dict
     The component is a module path inside :func:`pyvene_module` ``(target)``: an LM's
     block output (``gpt_neox.layers[0].output``, unit ``pos``: give pyvene the token
     positions, :func:`pyvene_unit_locations`), an MLP's hidden activation
-    (``net[1].output``: the whole ``(batch, width)`` vector, no unit locations). An LM
-    site inside a block (attention, MLP or head outputs) raises :class:`SiteError`.
+    (``net[1].output``: the whole ``(batch, width)`` vector, no unit locations).
+
+    Parameters
+    ----------
+    target : Target
+        An LM or MLP target.
+    site : Site
+        A block output (an LM's residual stream at a position, an MLP's hidden layer).
+    intervention : Any
+        A pyvene intervention, e.g. :func:`to_pyvene`'s.
+
+    Returns
+    -------
+    dict
+        ``{"layer", "component", "intervention"}`` (and ``"unit": "pos"`` for an LM).
+
+    Raises
+    ------
+    SiteError
+        A site the target does not have, or an LM site inside a block (attention, MLP or
+        head outputs), which runs on causalab's hook engine.
+
+    Examples
+    --------
+    >>> import causalab as cl
+    >>> oracle = cl.build_target(cl.make_task("both_equality_relations"), "oracle", 0)
+    >>> rep = cl.pyvene_representation(oracle, cl.Site(1), intervention=None)
+    >>> rep["component"], rep["layer"]
+    ('net[1].output', 0)
     """
     site = target.check_site(site)
     if _is_lm(target):
@@ -113,6 +195,33 @@ def pyvene_unit_locations(target: Target, site: Site, base_inputs: Any, source_i
     """pyvene's ``unit_locations`` for one intervention per source: the site's token position in every row.
 
     ``None`` for an MLP (its hidden state is one vector per row: pyvene swaps it whole).
+
+    Parameters
+    ----------
+    target : Target
+        The target the interventions sit in.
+    site : Site
+        Its position names the token read and patched in every row.
+    base_inputs : Any
+        The *encoded* base inputs (``task.encode(...)``), which carry named positions.
+    source_inputs : sequence
+        The encoded inputs of each source, one per intervention.
+
+    Returns
+    -------
+    dict or None
+        ``{"sources->base": (source positions, base positions)}``, or ``None`` for an MLP.
+
+    Examples
+    --------
+    >>> import torch, causalab as cl
+    >>> task = cl.make_task("ioi_pattern")
+    >>> lm = cl.build_target(task, "random", 0, size="tiny")
+    >>> data = task.for_target(lm).counterfactuals(2, torch.Generator().manual_seed(0))
+    >>> base, source = task.encode(data.base), task.encode(data.sources["pattern"])
+    >>> locations = cl.pyvene_unit_locations(lm, cl.Site(1, "last"), base, [source])
+    >>> [len(rows) for rows in locations["sources->base"][1][0]]
+    [1, 1]
     """
     site = target.check_site(site)
     if not _is_lm(target):

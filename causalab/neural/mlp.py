@@ -104,7 +104,34 @@ def _hidden(task: Task, hidden: int | None) -> int:
 
 def random_mlp(task: Task, seed: int, hidden: int | None = None, depth: int = 3, dtype: torch.dtype = torch.float32) -> MLPTarget:
     """The task's MLP at random initialisation (PyTorch's default init) from ``seed``; the caller's
-    random stream is left where it was (:func:`~causalab.neural.seeding.seeded`)."""
+    random stream is left where it was (:func:`~causalab.neural.seeding.seeded`).
+
+    Parameters
+    ----------
+    task : Task
+        Sets the input width (``task.input_width``), the hidden width (``task.hidden_width``,
+        unless ``hidden``) and the number of classes.
+    seed : int
+        The initialisation's seed.
+    hidden : int, optional
+        The hidden width.
+    depth : int
+        Hidden layers (each ``Linear + ReLU``), the sites ``Site(1)`` .. ``Site(depth)``.
+    dtype : torch.dtype
+        The weights' dtype.
+
+    Returns
+    -------
+    MLPTarget
+        The frozen network.
+
+    Examples
+    --------
+    >>> import causalab as cl
+    >>> net = cl.random_mlp(cl.make_task("both_equality_relations"), seed=0)
+    >>> net.depth, net.width(cl.Site(1)), len(net.sites())
+    (3, 16, 3)
+    """
     with seeded(seed):
         model = MLPTarget(_input_width(task), _hidden(task, hidden), depth, task.n_classes).to(dtype)
     return model.freeze()
@@ -232,6 +259,34 @@ def trained_mlp(
     training-progression experiments. The run that makes one checkpoint saves every
     point of its schedule (0, each ``epoch_size`` samples, and ``checkpoint``), so the
     other checkpoints cost nothing; concurrent workers wait for one run (a file lock).
+
+    Parameters
+    ----------
+    task : Task
+        The task whose input-output behaviour the MLP learns (one network per ``task.family``).
+    seed : int
+        The network's seed (initialisation and training data).
+    cache : str or os.PathLike, optional
+        Where trained networks are kept (default ``$CAUSALAB_CACHE``, else ``~/.cache/causalab``).
+    checkpoint : int, optional
+        Samples seen: the same run's network after that many.
+    **train_kwargs
+        :func:`train_mlp`'s options (``samples``, ``hidden``, ``depth``, ``lr``, ...); they
+        key the cache.
+
+    Returns
+    -------
+    MLPTarget
+        The frozen network.
+
+    Examples
+    --------
+    >>> import tempfile, torch, causalab as cl
+    >>> task, folder = cl.make_task("both_equality_relations"), tempfile.mkdtemp()
+    >>> net = cl.trained_mlp(task, 0, cache=folder, samples=4096, epoch_size=2048)
+    >>> again = cl.trained_mlp(task, 0, cache=folder, samples=4096, epoch_size=2048)   # read from the cache
+    >>> all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
+    True
     """
     samples = train_kwargs.get("samples", _default("samples"))
     if checkpoint is not None and (isinstance(checkpoint, bool) or not isinstance(checkpoint, int)
