@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -190,7 +191,7 @@ class IOITask(Task):
     encoder: IOIEncoder = field(default_factory=IOIEncoder)
     regime: Any = None  # the data regime (algorithms.ioi_regime.Regime) of a task made with regime options
 
-    def for_target(self, target: Any) -> "IOITask":
+    def for_target(self, target: Any) -> IOITask:
         encoder = IOIEncoder(getattr(target, "tokenizer", None), self.encoder.templates)
         if encoder.tokenizer is None and self.encoder.tokenizer is None:
             return self
@@ -277,7 +278,7 @@ def ioi_pattern_task(roles: str = "random", names: int = 0, templates: str = "ca
     return regime_task(regime)
 
 
-def regime_task(regime: "ioi_regime.Regime") -> IOITask:
+def regime_task(regime: ioi_regime.Regime) -> IOITask:
     """The ``ioi_pattern`` task under a data regime (see :func:`ioi_pattern_task`)."""
     ts = regime.template_set
     sides = regime.sides()

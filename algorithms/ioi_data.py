@@ -137,7 +137,7 @@ class TemplateSet:
     pos_s2: torch.Tensor
 
     @classmethod
-    def of(cls, name: str, texts: tuple[str, ...], vocab: tuple[str, ...]) -> "TemplateSet":
+    def of(cls, name: str, texts: tuple[str, ...], vocab: tuple[str, ...]) -> TemplateSet:
         table, length = _template_table(texts)
         pos = [_slot_position(c, table) for c in (-1, -2, -3)]
         return cls(name, texts, vocab, table, length, *pos)

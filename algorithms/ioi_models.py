@@ -75,10 +75,11 @@ def train_ioi_lm(seed: int = 0, cache: str | os.PathLike | None = None, progress
     :data:`causalab.neural.lm.SIZES` use the default size's recipe. ``overrides``
     replace recipe entries (steps, lr, checkpoints, ...).
     """
+    from transformers import AutoModelForCausalLM
+
     from causalab.neural.lm import SIZES, LMTarget, lm_config
     from causalab.neural.lm_training import train_causal_lm
     from causalab.neural.seeding import seeded
-    from transformers import AutoModelForCausalLM
 
     if size not in SIZES:
         raise ConfigError(f"unknown LM size {size!r} for the trained IOI model; known sizes: {', '.join(SIZES)}")

@@ -19,8 +19,8 @@ of every split, for the controls of :func:`control_pairs`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

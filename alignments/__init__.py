@@ -4,7 +4,7 @@ from alignments.identity import IdentityMap
 from alignments.rotation import RotationMap
 
 __all__ = ["IdentityMap", "RotationMap"]
-from alignments.revnet import RevNetMap
-from alignments.flows import AffineFlowMap, GlowMap, SplineFlowMap
-from alignments.standardize import Standardized
 from alignments.constructed import ConstructedMap
+from alignments.flows import AffineFlowMap, GlowMap, SplineFlowMap
+from alignments.revnet import RevNetMap
+from alignments.standardize import Standardized

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.errors import AlignmentError
+from causalab.maps.alignment import AlignmentMap
 from causalab.maps.knobs import int_at_least, positive_float
 from causalab.maps.nearest import closest_pair, find_within
 from causalab.registry import register_alignment

@@ -21,10 +21,10 @@ other ``ceil(d/2)``) conditions the update of the other. Every family takes the
 from __future__ import annotations
 
 import normflows as nf
+import torch
 from normflows.flows.neural_spline.coupling import PiecewiseRationalQuadraticCoupling
 from normflows.nets.resnet import ResidualNet
 from normflows.utils.masks import create_alternating_binary_mask
-import torch
 from torch import nn
 
 from alignments.standardize import StandardizableMap

@@ -15,12 +15,12 @@ Two ways to pick them:
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.errors import AlignmentError
+from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition
 from causalab.registry import register_alignment
 

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.errors import AlignmentError
+from causalab.maps.alignment import AlignmentMap
 from causalab.registry import register_alignment
 
 # largest entry of |Q^T Q - I| a loaded matrix may have: the float32 round-trip tolerance of the map
@@ -41,7 +41,8 @@ class RotationMap(AlignmentMap):
             raise AlignmentError(f"rotation: rank must be an integer in [0, {width}] (0 = full), got {rank!r}")
         self.rank = rank if 0 < rank < width else 0
         k = self.rank or width
-        self.layer = orthogonal(nn.Linear(width, k, bias=False), orthogonal_map="cayley", use_trivialization=False)  # weight: (k, width), orthonormal rows
+        # weight: (k, width), orthonormal rows
+        self.layer = orthogonal(nn.Linear(width, k, bias=False), orthogonal_map="cayley", use_trivialization=False)
         if self.rank:
             g = torch.Generator().manual_seed(width * 7919 + k)
             self.register_buffer("_complement_seed", torch.randn(width, width - k, generator=g))
@@ -80,7 +81,7 @@ class RotationMap(AlignmentMap):
         return self._columns()  # the learnt columns; a low-rank map's complement is never swapped
 
     @torch.no_grad()
-    def set_matrix(self, q: torch.Tensor) -> "RotationMap":
+    def set_matrix(self, q: torch.Tensor) -> RotationMap:
         """Make the map's learnt columns exactly ``q`` (and fit on from there).
 
         ``q`` is ``(width, width)`` orthogonal for a full rotation, ``(width, rank)`` with
@@ -113,7 +114,7 @@ class RotationMap(AlignmentMap):
         return self
 
     @classmethod
-    def from_matrix(cls, q: torch.Tensor) -> "RotationMap":
+    def from_matrix(cls, q: torch.Tensor) -> RotationMap:
         """A rotation whose learnt columns are ``q``: ``(width, width)`` for a full rotation, ``(width, k)`` for rank ``k``."""
         if not isinstance(q, torch.Tensor) or q.dim() != 2 or q.shape[1] > q.shape[0] or q.shape[1] < 1:
             shape = tuple(q.shape) if isinstance(q, torch.Tensor) else type(q).__name__

@@ -24,8 +24,8 @@ from abc import abstractmethod
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.errors import AlignmentError
+from causalab.maps.alignment import AlignmentMap
 
 # A coordinate whose spread is below this fraction of the largest spread (float32 noise) is treated as
 # constant: it is centred but not scaled, so dividing by ~0 never amplifies noise.

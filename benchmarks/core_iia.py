@@ -49,8 +49,8 @@ def main(argv=None) -> int:
             results.setdefault((alg, tgt, al), []).append(res.test.iia)
             params[al] = res.num_parameters
             print(f"{alg} {tgt} {al} seed={seed}: IIA {res.test.iia:.3f} ({res.seconds:.1f}s)", file=sys.stderr)
-    print(f"| algorithm | target | alignment | params | IIA mean | IIA std | seeds |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("| algorithm | target | alignment | params | IIA mean | IIA std | seeds |")
+    print("|---|---|---|---|---|---|---|")
     for (alg, tgt, al), vals in results.items():
         std = statistics.stdev(vals) if len(vals) > 1 else 0.0
         print(f"| {alg} | {tgt} | {al} | {params[al]} | {statistics.mean(vals):.3f} | {std:.3f} | {len(vals)} |")

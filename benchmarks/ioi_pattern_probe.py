@@ -107,7 +107,8 @@ def main(argv=None) -> int:
                 print(f"| {size} | {init} | {layer} | {n:,} | {acc:.3f} | {seconds:.0f} |", flush=True)
                 if args.out:
                     record = {"size": size, "width": target.hidden_width, "init": init, "layer": layer, "position": "last",
-                              "sentences": n, "seed": args.seed, **({"task_options": options} if options else {}), "n_test": args.test, "probe_test_accuracy": round(acc, 4),
+                              "sentences": n, "seed": args.seed, **({"task_options": options} if options else {}),
+                              "n_test": args.test, "probe_test_accuracy": round(acc, 4),
                               "seconds_cumulative": round(seconds, 1), "versions": {"torch": torch.__version__}}
                     with args.out.open("a") as f:
                         f.write(json.dumps(record) + "\n")

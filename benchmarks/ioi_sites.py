@@ -27,10 +27,10 @@ import torch
 
 from algorithms import ioi, ioi_models
 from alignments.identity import IdentityMap
+from causalab.fit.train import evaluate, prepare
 from causalab.maps.intervene import Partition
 from causalab.neural.lm import SIZES
 from causalab.neural.target import Site
-from causalab.fit.train import evaluate, prepare
 
 
 def main() -> None:

@@ -168,9 +168,9 @@ class Programme:
 def setup(size: str, spec: str, batch: int, n_pairs: int, paths=("after", "before")):
     import causalab as cl
     from algorithms import ioi, ioi_models
+    from causalab.fit.train import adam, index_inputs, train_step
     from causalab.maps.intervene import interchange
     from causalab.neural.lm import SIZES, random_lm
-    from causalab.fit.train import adam, index_inputs, train_step
 
     task = ioi.ioi_pattern_task()
     lm = random_lm(len(ioi.data.VOCAB), size=size, seed=0, tokenizer=ioi_models.tokenizer())
@@ -240,9 +240,8 @@ class SimpleSetup:
 
     def estimate(self, spec: str) -> tuple[float, list]:
         """(FLOPs of one step, the matrix products to time for the rate)."""
-        from causalab.fit.train import patched_logits
-
         import causalab as cl
+        from causalab.fit.train import patched_logits
 
         cfg = self.lm.model.config
         starts = self.pairs.base_inputs["pos_last"].float()

@@ -216,8 +216,8 @@ def setup_mlp(spec: str, batch: int, paths, seed: int = 0):
 def setup_lm(spec: str, batch: int, paths, seed: int = 0, size: str = "31m", layer: int = 3, seq: int = 20,
              vocab: int = 50304, pool: int = 4):
     import causalab as cl
-    from causalab.neural.resume import additive_causal_mask, residual_stream
     from causalab.fit.train import PreparedPairs, hidden_states, train_step
+    from causalab.neural.resume import additive_causal_mask, residual_stream
 
     target = resuming_lm(vocab_size=vocab, arch="gpt_neox", size=size, seed=0, max_positions=max(64, seq))
     model = target.model
@@ -296,7 +296,7 @@ def setup(case: str, spec: str, batch: int, paths, **kw):
 
 def job_time(case, spec, batch, reps, n_steps, warmup, **kw) -> dict:
     steps = setup(case, spec, batch, PATHS, **kw)
-    for path, step in steps.items():
+    for step in steps.values():
         for i in range(warmup):
             step(i)
     rates: dict[str, list[float]] = {p: [] for p in steps}

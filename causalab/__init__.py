@@ -2,6 +2,9 @@
 
 import sys as _sys
 
+# the built-in plug-ins register their tasks and map families; the registry itself imports none
+import algorithms as _algorithms  # noqa: E402, F401
+import alignments as _alignments  # noqa: E402, F401
 from causalab.causal import Algorithm, CounterfactualDataset, Task, sample_counterfactuals
 from causalab.errors import CausalabError
 from causalab.experiments import ExperimentConfig, ExperimentResult, run_experiment
@@ -12,15 +15,11 @@ from causalab.fit.train import FitConfig, evaluate, fit_alignment, prepare
 from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition, interchange
 from causalab.maps.saved import SavedAlignment, load_alignment, save_alignment
+from causalab.maps.spec import AlignmentSpec, make_alignment
 from causalab.neural import LMTarget, MLPTarget, Site, Target, random_mlp, train_mlp, trained_mlp
 from causalab.neural.build import build_target
-from causalab.runtime import RuntimeSettings
-from causalab.maps.spec import AlignmentSpec, make_alignment
 from causalab.registry import import_plugin, make_task, register_algorithm, register_alignment
-
-# the built-in plug-ins register their tasks and map families; the registry itself imports none
-import algorithms as _algorithms  # noqa: E402, F401
-import alignments as _alignments  # noqa: E402, F401
+from causalab.runtime import RuntimeSettings
 
 # Kept for old imports: the modules that lived loose in causalab/ before the folders showed the layers
 # answer at their old paths too, as the same module objects (``causalab.train is causalab.fit.train``),

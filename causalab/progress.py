@@ -14,9 +14,9 @@ the events, so a job whose output goes to a log file shows where it is.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 __all__ = ["Progress", "listen", "report"]
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -74,7 +75,7 @@ class RuntimeSettings:
                                       f"per process), got {self.threads!r}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "RuntimeSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> RuntimeSettings:
         """The settings the environment (default ``os.environ``) sets, defaults elsewhere; ``overrides`` win.
 
         An override of ``None`` is no override (an option not given on the command line).
@@ -119,6 +120,17 @@ class RuntimeSettings:
     def kv_cache_torch_dtype(self) -> torch.dtype:
         """The key/value cache's storage dtype as a torch dtype."""
         return KV_CACHE_DTYPES[self.kv_cache_dtype]
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that set these settings: what a sweep's worker processes read.
+
+        >>> RuntimeSettings(kv_cache_mb=512, compile=True).to_env()["CAUSALAB_KV_CACHE_MB"]
+        '512.0'
+        >>> RuntimeSettings.from_env(RuntimeSettings(threads=2).to_env()) == RuntimeSettings(threads=2)
+        True
+        """
+        return {ENV["kv_cache_mb"]: str(self.kv_cache_mb), ENV["kv_cache_dtype"]: self.kv_cache_dtype,
+                ENV["compile"]: "1" if self.compile else "0", ENV["threads"]: str(self.threads)}
 
     def to_record(self) -> dict[str, Any]:
         """The settings that can change a run's numbers, for its record (never its hash)."""

@@ -3,10 +3,10 @@
 import pytest
 
 from causalab.dilemma.scores import SOURCES, group_text, record_groups, record_measurement, score_rows, write_scores
-from causalab.fit.metrics import IIAResult, Score
 from causalab.fit.measure import Measurement
-from causalab.scores import selectivity
+from causalab.fit.metrics import IIAResult, Score
 from causalab.fit.train import FitResult
+from causalab.scores import selectivity
 
 MLP, IOI, IOI_SCALE, IOI_STEPS, IOI_REGIME = SOURCES
 
@@ -90,7 +90,7 @@ def test_ioi_steps_scores_the_trained_lm_against_its_step_0_leaving_random_lms_o
 
 
 def test_ioi_regime_scores_the_trained_lm_against_its_step_0_without_extra_fits(tmp_path):
-    from causalab.dilemma.scores import measure_extras, ScorePlan
+    from causalab.dilemma.scores import ScorePlan, measure_extras
     from causalab.experiments.store import ResultStore
 
     recs = [record("trained", "revnet", 0.62, 1000, 64, algorithm="ioi_pattern"),

@@ -14,18 +14,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from causalab.errors import ConfigError
-from causalab.runtime import RuntimeSettings
+from causalab.errors import ConfigError, ConfigFieldError, StoreError
 from causalab.experiments import sweep as sweep_module
-from causalab.errors import ConfigFieldError
 from causalab.experiments.config import ExperimentConfig
 from causalab.experiments.grid import expand_grid, load_configs, load_sweep
 from causalab.experiments.report import layer_table, summarize, summary_table, write_report
 from causalab.experiments.runner import run_experiment
-from causalab.errors import StoreError
 from causalab.experiments.store import ResultStore
 from causalab.experiments.sweep import run_sweep
 from causalab.experiments.validate import validate
+from causalab.runtime import RuntimeSettings
 
 TINY = {"n_train": 128, "n_val": 64, "n_test": 128, "epochs": 1, "batch_size": 64}
 

@@ -11,8 +11,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from algorithms import ioi_models  # noqa: E402
 from algorithms import ioi_data as data  # noqa: E402
+from algorithms import ioi_models  # noqa: E402
 from causalab import FitConfig, Partition, Site, fit_alignment, make_alignment, prepare  # noqa: E402
 from causalab.errors import ArchitectureError, ConfigError, ConfigFieldError  # noqa: E402
 from causalab.experiments import ExperimentConfig  # noqa: E402

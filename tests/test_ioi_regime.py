@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import causalab as cl
-from algorithms import ioi, ioi_data as data, ioi_regime
+from algorithms import ioi, ioi_regime
+from algorithms import ioi_data as data
 from causalab.errors import ConfigError, ConfigFieldError, RegistryError
 
 

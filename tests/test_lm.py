@@ -7,12 +7,12 @@ from torch import nn
 from algorithms import ioi, ioi_models
 from algorithms import ioi_data as data
 from alignments.rotation import RotationMap
-from causalab.maps.alignment import AlignmentMap
 from causalab.errors import ConfigError, PartitionError, SiteError
 from causalab.experiments import ExperimentConfig, run_experiment
+from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition, interchange
-from causalab.neural.lm import LMTarget, from_pretrained, lm_config, random_lm
 from causalab.maps.pyvene_export import AlignmentIntervention, pyvene_interchange_logits
+from causalab.neural.lm import LMTarget, from_pretrained, lm_config, random_lm
 from causalab.neural.resume_cache import ResumeCache
 from causalab.neural.target import Site
 

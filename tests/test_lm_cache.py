@@ -8,10 +8,11 @@ import torch
 from algorithms import ioi, ioi_models
 from algorithms import ioi_data as data
 from causalab.errors import ConfigError
+from causalab.fit.train import index_inputs, prepare
 from causalab.neural.lm import random_lm
 from causalab.neural.resume_cache import ResumeCache
 from causalab.neural.target import Site
-from causalab.fit.train import index_inputs, prepare
+
 
 def logits_and_grad(lm, inputs, site, h0, weights, resume=None):
     """Without ``resume`` (nothing cached) the target runs a hooked full forward."""

@@ -148,8 +148,8 @@ def test_sweeps_reach_a_head_with_token_authentication_and_a_wrong_token_is_name
 
 
 def test_nothing_listening_fails_in_seconds_naming_the_address(tmp_path):
-    from causalab.experiments import run_sweep
     from causalab.errors import SweepError
+    from causalab.experiments import run_sweep
     from causalab.experiments.sweep import CONNECT_TIMEOUT
 
     (tmp_path / "s.toml").write_text(textwrap.dedent(SWEEP))

@@ -203,7 +203,8 @@ def test_same_fitted_iia_through_both_paths(kind):
         partition = Partition.contiguous(task.variables, 16, WIDTH)
         fit = fit_alignment(target, site, phi, partition, task, train, val, FitConfig(epochs=3, batch_size=64, lr=5e-2))
         assert fit.steps > 0
-        results.append((fit.best_val_iia, evaluate(target, site, phi, partition, task, val).iia, phi.matrix().detach(), [r.get("train_loss") for r in fit.history[1:]]))
+        results.append((fit.best_val_iia, evaluate(target, site, phi, partition, task, val).iia, phi.matrix().detach(),
+                        [r.get("train_loss") for r in fit.history[1:]]))
     assert results[0][0] == pytest.approx(results[1][0], abs=1.5 / 128)
     assert results[0][1] == pytest.approx(results[1][1], abs=1.5 / 128)
     assert torch.allclose(results[0][2], results[1][2], atol=1e-4)  # the same map came out of both fits
@@ -322,9 +323,10 @@ def test_compiled_resume_gives_the_same_logits_and_gradients(kind):
 
 
 def test_compile_setting_is_checked_and_a_failed_compilation_is_named(monkeypatch):
+    from torch._dynamo.exc import BackendCompilerFailed
+
     from causalab.errors import ConfigError
     from causalab.runtime import RuntimeSettings
-    from torch._dynamo.exc import BackendCompilerFailed
 
     model = tiny_lm("gpt_neox")
     ids = torch.randint(0, VOCAB, (2, SEQ), generator=torch.Generator().manual_seed(11))

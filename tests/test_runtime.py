@@ -1,5 +1,7 @@
 """Runtime settings: read once (environment, Python argument, command line), checked once, recorded, never hashed."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -32,7 +34,7 @@ def test_defaults_environment_and_overrides(clean_env):
     settings = RuntimeSettings.from_env()
     assert settings.kv_cache_torch_dtype == torch.bfloat16
     assert settings.to_record() == {"kv_cache_mb": 4096.0, "kv_cache_dtype": "bfloat16", "compile": False}
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):  # frozen
         settings.compile = True
 
 
@@ -99,3 +101,18 @@ def test_the_docstring_examples_run():
     import causalab.runtime
 
     assert doctest.testmod(causalab.runtime).failed == 0
+
+
+def test_a_sweep_hands_its_runtime_options_to_its_workers(tmp_path, clean_env):
+    for name in ENV.values():  # the command exports them for its workers; put back after the test
+        clean_env.setenv(name, "")
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text('[base]\nalgorithm = "left_equality_relation"\ntarget = "oracle"\nalignment = "identity"\n'
+                     'n_train = 100\nn_val = 50\nn_test = 100\nepochs = 1\n[grid]\nseed = [0, 1]\n')
+    results = tmp_path / "r.jsonl"
+    assert main(["sweep", str(sweep), "--results", str(results), "--workers", "2", "--kv-cache-mb", "64",
+                 "--kv-cache-dtype", "bfloat16"]) == 0
+    records = load_records(results)
+    assert len(records) == 2
+    assert all(r["runtime"] == {"kv_cache_mb": 64.0, "kv_cache_dtype": "bfloat16", "compile": False} for r in records)
+    assert main(["sweep", str(sweep), "--results", str(tmp_path / "bad.jsonl"), "--compile", "--threads", "0"]) == 2

@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import load_benchmark
 
+
 @pytest.fixture(scope="module")
 def throughput():
     return load_benchmark("throughput")

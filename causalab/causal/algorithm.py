@@ -16,7 +16,8 @@ million inputs is a handful of tensor operations.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import networkx as nx
 import torch
@@ -103,7 +104,7 @@ class Algorithm:
         name: str = "algorithm",
         outputs: Sequence[str] | None = None,
         input_sampler: InputSampler | None = None,
-    ) -> "Algorithm":
+    ) -> Algorithm:
         """Build from plain functions; a mechanism's argument names are its parents.
 
         ``inputs`` maps each input name to a sampler ``(n, generator) -> Tensor``,
@@ -208,7 +209,8 @@ class Algorithm:
     def _check_known(self, node: str, what: str = "node") -> None:
         if node not in self.graph:
             raise UnknownNodeError(
-                f"algorithm {self.name!r} has no {what} {node!r} (nodes: {', '.join(map(str, self.order if hasattr(self, 'order') else self.graph.nodes))})"
+                f"algorithm {self.name!r} has no {what} {node!r} "
+                f"(nodes: {', '.join(map(str, self.order if hasattr(self, 'order') else self.graph.nodes))})"
             )
 
     def __repr__(self) -> str:

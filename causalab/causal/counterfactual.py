@@ -9,8 +9,8 @@ mixed rows runs as one tensor operation.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -56,7 +56,7 @@ class CounterfactualDataset:
     def variables(self) -> list[str]:
         return list(self.sources)
 
-    def subset(self, idx: torch.Tensor | slice) -> "CounterfactualDataset":
+    def subset(self, idx: torch.Tensor | slice) -> CounterfactualDataset:
         if isinstance(idx, slice):
             idx = torch.arange(len(self))[idx]
         return CounterfactualDataset(
@@ -69,7 +69,7 @@ class CounterfactualDataset:
             meta=dict(self.meta),
         )
 
-    def split(self, sizes: Sequence[int]) -> list["CounterfactualDataset"]:
+    def split(self, sizes: Sequence[int]) -> list[CounterfactualDataset]:
         """Consecutive splits of the given sizes (rows are already i.i.d.)."""
         if sum(sizes) > len(self):
             raise SamplingError(f"split sizes {list(sizes)} need {sum(sizes)} rows; the dataset has {len(self)}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -113,7 +114,7 @@ class Task:
             return list(self.counterfactual_splits(list(sizes), generator))
         return self.counterfactuals(sum(sizes), generator).split(list(sizes))
 
-    def for_target(self, target: Any) -> "Task":
+    def for_target(self, target: Any) -> Task:
         """This task as ``target`` reads it: the same task, unless the target brings its own
         input encoding (an LM with another tokenizer), in which case a new task, never a change
         to this one."""

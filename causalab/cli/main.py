@@ -110,15 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "roles=fixed, names=21, split=pool (causalab list algorithms shows each task's options)")
     run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="(default: float32)")
     run.add_argument("--device", default=None, help="cpu (default) or cuda")
-    run.add_argument("--threads", type=int, default=None, help="torch threads in this process (default: $CAUSALAB_THREADS, else 1)")
-    run.add_argument("--kv-cache-mb", type=float, default=None, metavar="MIB",
-                     help="an LM's per-dataset key/value cache budget in MiB, 0 for none "
-                          "(default: $CAUSALAB_KV_CACHE_MB, else 4096)")
-    run.add_argument("--kv-cache-dtype", default=None, metavar="DTYPE",
-                     help=f"the key/value cache's storage dtype: {', '.join(KV_CACHE_DTYPES)} "
-                          "(default: $CAUSALAB_KV_CACHE_DTYPE, else float32)")
-    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                     help="torch.compile an LM's resumed blocks (default: $CAUSALAB_COMPILE=1, else off)")
+    _runtime_options(run)
     run.add_argument("--json", type=Path, help="also append one record per run to this results file (JSONL, as causalab sweep writes; a run already in it is not written twice)")
     run.add_argument("--save-maps", type=Path, metavar="DIR",
                      help="save each fitted map to DIR/<config hash>.safetensors (causalab.load_alignment reads it)")
@@ -137,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true", help="validate and list the runs to do, run nothing")
     sw.add_argument("--save-maps", type=Path, metavar="DIR",
                     help="save each run's fitted map to DIR/<hash>.safetensors (default: the file's 'save_maps' key, else none)")
+    _runtime_options(sw)
 
     rp = sub.add_parser("report", help="tables and figures from a results file")
     rp.add_argument("results", type=Path, help="a results JSONL written by causalab sweep or run --json")
@@ -152,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--executor", choices=["local", "ray"], default="local")
     dl.add_argument("--workers", type=int, help="local processes (default: one per core; one per GPU for device cuda)")
     dl.add_argument("--address", help="ray: a running cluster (HOST:PORT, auto or ray://HOST:10001; as for sweep)")
+    _runtime_options(dl)
 
     ls = sub.add_parser("list", help="list registered algorithms or alignment families")
     ls.add_argument("what", choices=["algorithms", "alignments"])
@@ -228,6 +222,29 @@ def _file_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
     return spec.configs()
 
 
+def _runtime_options(parser: argparse.ArgumentParser) -> None:
+    """The runtime settings as options of a command (each run, worker or process reads them once)."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per process (default: $CAUSALAB_THREADS, else 1)")
+    parser.add_argument("--kv-cache-mb", type=float, default=None, metavar="MIB",
+                        help="an LM's per-dataset key/value cache budget in MiB, 0 for none "
+                             "(default: $CAUSALAB_KV_CACHE_MB, else 4096)")
+    parser.add_argument("--kv-cache-dtype", default=None, metavar="DTYPE",
+                        help=f"the key/value cache's storage dtype: {', '.join(KV_CACHE_DTYPES)} "
+                             "(default: $CAUSALAB_KV_CACHE_DTYPE, else float32)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile an LM's resumed blocks (default: $CAUSALAB_COMPILE=1, else off)")
+
+
+def _workers_runtime(args: argparse.Namespace) -> RuntimeSettings:
+    """Settings for a command that starts worker processes: checked here, then handed to the workers
+    through the environment they inherit (one way to set them, as a user's own variables are)."""
+    runtime = _runtime(args)
+    os.environ.update(runtime.to_env())
+    use_threads(runtime.threads)
+    return runtime
+
+
 def _runtime(args: argparse.Namespace) -> RuntimeSettings:
     """The runtime settings of this command: its options where given, else the environment's, else the defaults."""
     return RuntimeSettings.from_env(threads=args.threads, kv_cache_mb=args.kv_cache_mb,
@@ -284,7 +301,7 @@ def _note(event) -> str:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from causalab.experiments.sweep import SweepEvent, run_sweep
 
-    use_threads(RuntimeSettings.from_env().threads)  # checked here, before any worker: the workers read them too
+    _workers_runtime(args)  # checked here, before any worker: the workers read them
     if args.address and args.executor != "ray":
         raise CausalabError("--address is for --executor ray")
     spec = load_sweep(args.file, args.profile)
@@ -345,7 +362,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_dilemma(args: argparse.Namespace) -> int:
     from causalab.dilemma import run_dilemma
 
-    use_threads(RuntimeSettings.from_env().threads)  # checked here, before any run: each run reads them too
+    _workers_runtime(args)  # checked here, before any run: each run and worker reads them
     bars: dict[str, RunProgress] = {}
 
     def progress(experiment: str, event) -> None:

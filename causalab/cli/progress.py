@@ -17,7 +17,8 @@ import math
 import os
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from causalab.progress import Progress
 

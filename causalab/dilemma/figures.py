@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from causalab.errors import ConfigError
 from causalab.experiments.figures import pyplot, write_numbers

@@ -42,9 +42,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from causalab.dilemma.figures import headline_figure, headline_numbers
 from causalab.dilemma.scores import write_scores

@@ -23,19 +23,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
+from causalab.dilemma.figures import scores_figure
 from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
-from causalab.dilemma.figures import scores_figure
 from causalab.experiments.report import format_table
-from causalab.experiments.summary import write_csv
-from causalab.neural.build import build_target
 from causalab.experiments.store import ResultStore
-from causalab.fit.metrics import IIAResult, Score
+from causalab.experiments.summary import write_csv
 from causalab.fit.measure import Measurement, MeasureSettings
+from causalab.fit.metrics import IIAResult, Score
+from causalab.fit.train import FitResult
+from causalab.neural.build import build_target
 from causalab.neural.target import Site
 from causalab.registry import make_task
 from causalab.scores import (
@@ -47,7 +49,6 @@ from causalab.scores import (
     sample_efficiency,
     selectivity,
 )
-from causalab.fit.train import FitResult
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def record_groups(source: Source, records: list[dict[str, Any]], threshold: floa
     keys = dict.fromkeys((r["config"]["algorithm"], r["config"]["layer"]) for r in real_all
                          if r["config"]["algorithm"] != source.disjoint_algorithm)
     for alg, layer in keys:
-        def mine(rs, algorithm=alg):
+        def mine(rs, algorithm=alg, layer=layer):
             return [r for r in rs if (r["config"]["algorithm"], r["config"]["layer"]) == (algorithm, layer)]
 
         real, control = mine(real_all), mine(control_all)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.causal.task import Task
 from causalab.errors import CausalabError, ConfigFieldError, PartitionError, SiteError, field_error
 from causalab.experiments.config import ExperimentConfig
-from causalab.maps.intervene import Partition
-from causalab.maps.intervene import check_not_empty, default_partition
+from causalab.maps.alignment import AlignmentMap
+from causalab.maps.intervene import Partition, check_not_empty, default_partition
 from causalab.maps.spec import AlignmentSpec, build_map
 from causalab.neural.build import build_target
 from causalab.neural.target import Site, Target

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+import tomllib
 
 from causalab.errors import ConfigError, ConfigFieldError
 from causalab.fit.measure import MeasureSettings, known_fields_only
@@ -88,11 +89,11 @@ class ExperimentConfig(MeasureSettings):
         return MeasureSettings(**{f.name: getattr(self, f.name) for f in fields(MeasureSettings)})
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ExperimentConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
         return cls(**data)  # an unknown field is a ConfigFieldError listing the valid ones
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike) -> "ExperimentConfig":
+    def from_toml(cls, path: str | os.PathLike) -> ExperimentConfig:
         """One run from a TOML file whose top-level keys are config fields (see :func:`read_toml`)."""
         data = read_toml(path)
         tables = [k for k in ("base", "grid", "profiles") if k in data]

@@ -19,8 +19,9 @@ import json
 import math
 import os
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from causalab.experiments.summary import SEED_FIELDS, flatten, sort_key, summarize, varying_fields, write_csv
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from causalab.errors import ConfigError
 from causalab.experiments.config import ConfigFieldError, ExperimentConfig, read_toml

@@ -3,7 +3,8 @@
 A record is read through :func:`~causalab.experiments.summary.flatten`: config fields by name (``alignment``,
 ``layer``, ``target_options.hidden``), and metrics ``iia``, ``ci_low``, ``ci_high``,
 ``train_iia``, ``num_parameters``, ``width``, ``seconds``, ``iia[V1]`` per
-intervention set, and what an IIA is read against: ``chance`` and ``network_accuracy``. :func:`~causalab.experiments.summary.summarize` groups by fields (by default every config field
+intervention set, and what an IIA is read against: ``chance`` and ``network_accuracy``.
+:func:`~causalab.experiments.summary.summarize` groups by fields (by default every config field
 that varies, except the seeds) and aggregates each metric over the group.
 """
 
@@ -12,8 +13,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from causalab.errors import ReportError
 from causalab.experiments import figures

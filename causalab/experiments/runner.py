@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from causalab.experiments.build import build_run
 from causalab.experiments.config import ExperimentConfig

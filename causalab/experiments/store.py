@@ -24,9 +24,10 @@ import fcntl
 import json
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from causalab.errors import StoreError
 from causalab.files import file_lock

@@ -11,10 +11,11 @@ import json
 import math
 import os
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dc_fields
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from causalab.errors import ReportError
 from causalab.experiments.config import ExperimentConfig

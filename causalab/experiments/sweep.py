@@ -23,18 +23,19 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from causalab.errors import SweepError
 from causalab.experiments.config import ExperimentConfig
 from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
 from causalab.experiments.validate import validate_all
-from causalab.registry import import_plugin
 from causalab.maps.saved import map_folder
+from causalab.registry import import_plugin
 from causalab.runtime import RuntimeSettings
 from causalab.threads import use_threads
 

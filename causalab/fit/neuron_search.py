@@ -23,8 +23,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from itertools import permutations
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from causalab.errors import PartitionError
 

@@ -10,24 +10,25 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch.nn.utils import parametrize
 
-from causalab.maps.alignment import FITTINGS, AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.errors import DataError, FitError
-from causalab.maps.intervene import Partition, interchange
 from causalab.fit.metrics import IIAResult, iia_from_correct
+from causalab.fit.neuron_search import greedy_neuron_blocks
+from causalab.fit.schedule import ReduceOnPlateau
+from causalab.maps.alignment import FITTINGS, AlignmentMap
+from causalab.maps.intervene import Partition, interchange
 from causalab.neural.resume_cache import ResumeCache
 from causalab.neural.target import Site, Target
-from causalab.runtime import RuntimeSettings
-from causalab.fit.neuron_search import greedy_neuron_blocks
 from causalab.progress import Progress, report
-from causalab.fit.schedule import ReduceOnPlateau
+from causalab.runtime import RuntimeSettings
 
 
 def index_inputs(inputs: Any, idx: torch.Tensor | slice) -> Any:
@@ -71,7 +72,7 @@ class PreparedPairs:
     def __len__(self) -> int:
         return self.h_base.shape[0]
 
-    def subset(self, idx: torch.Tensor | slice) -> "PreparedPairs":
+    def subset(self, idx: torch.Tensor | slice) -> PreparedPairs:
         """The pairs at ``idx``, with everything they cache."""
         return PreparedPairs(index_inputs(self.base_inputs, idx), self.h_base[idx],
                              {v: h[idx] for v, h in self.h_sources.items()}, self.labels[idx], self.set_index[idx],

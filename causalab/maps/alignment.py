@@ -25,7 +25,8 @@ it was built from, e.g. ``"rotation:rank=4"``; set by :func:`causalab.make_align
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,7 +55,7 @@ class AlignmentMap(nn.Module, metaclass=ABCMeta):
     # or "search" (a greedy neuron search: reset(), then assign() with the chosen neurons)
     fitting: str = "gradient"
 
-    def __new__(cls, *args: object, **kwargs: object) -> "AlignmentMap":
+    def __new__(cls, *args: object, **kwargs: object) -> AlignmentMap:
         missing = sorted(getattr(cls, "__abstractmethods__", ()))
         if missing:
             raise AlignmentError(

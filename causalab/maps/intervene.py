@@ -6,13 +6,13 @@ the result is ``phi^-1(z)``.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.causal.task import Task
 from causalab.errors import PartitionError, PartitionFieldError
+from causalab.maps.alignment import AlignmentMap
 
 
 class Partition:
@@ -45,7 +45,7 @@ class Partition:
         self._masks: dict[tuple[str, torch.device], torch.Tensor] = {}
 
     @classmethod
-    def contiguous(cls, variables: Sequence[str], size: int, width: int, start: int = 0) -> "Partition":
+    def contiguous(cls, variables: Sequence[str], size: int, width: int, start: int = 0) -> Partition:
         """Consecutive blocks of ``size`` coordinates, one per variable, from ``start``."""
         if size < 0:
             raise PartitionError(f"intervention size must be non-negative, got {size}")

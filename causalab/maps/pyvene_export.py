@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,10 +32,17 @@ from torch import nn
 from causalab.errors import AlignmentError, ArchitectureError, SiteError
 from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition, interchange
-from causalab.neural.pyvene_engine import DistributedRepresentationIntervention, TrainableIntervention, at_last, component
-from causalab.neural.pyvene_engine import locations, pv, pyvene  # noqa: F401  (pyvene: ``causalab.pyvene``)
 from causalab.neural.lm import LMTarget
 from causalab.neural.mlp import MLPTarget
+from causalab.neural.pyvene_engine import (  # noqa: F401  (pyvene: ``causalab.pyvene``)
+    DistributedRepresentationIntervention,
+    TrainableIntervention,
+    at_last,
+    component,
+    locations,
+    pv,
+    pyvene,
+)
 from causalab.neural.target import Site, Target
 
 

@@ -24,8 +24,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.errors import RegistryError, SavedAlignmentError
+from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition
 from causalab.maps.spec import make_alignment
 from causalab.registry import ALIGNMENTS

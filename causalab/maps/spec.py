@@ -30,7 +30,7 @@ class AlignmentSpec:
     knobs: tuple[tuple[str, str], ...]
 
     @classmethod
-    def parse(cls, spec: "str | AlignmentSpec") -> "AlignmentSpec":
+    def parse(cls, spec: str | AlignmentSpec) -> AlignmentSpec:
         if isinstance(spec, AlignmentSpec):
             return spec
         if not isinstance(spec, str) or not spec.strip():
@@ -127,7 +127,7 @@ def knobs_of(cls: type) -> dict[str, inspect.Parameter]:
     return {k: p for k, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
-def make_alignment(spec: "str | AlignmentSpec", width: int, **overrides: Any):
+def make_alignment(spec: str | AlignmentSpec, width: int, **overrides: Any):
     """Build an alignment map from a spec string for hidden width ``width``.
 
     Parameters

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -73,7 +74,7 @@ def build_target(task: Task, kind: str, seed: int, *, dtype: torch.dtype = torch
     >>> cl.build_target(task, "random", 0, hiden=32)
     Traceback (most recent call last):
     ...
-    causalab.errors.ConfigFieldError: config field 'target_options.hiden': target 'random' of 'both_equality_relations' takes no option(s) ['hiden']; it takes: hidden, depth
+    causalab.errors.ConfigFieldError: config field 'target_options.hiden': ... takes no option(s) ['hiden']; it takes: hidden, depth
     """
     if kind not in TARGET_KINDS:
         raise ConfigFieldError("target", f"unknown target kind {kind!r}; valid: {', '.join(TARGET_KINDS)}")

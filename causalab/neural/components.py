@@ -19,8 +19,9 @@ fast path is exact only for the residual stream).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,7 +39,7 @@ class Component:
     heads: tuple[int, ...] = ()
 
     @classmethod
-    def parse(cls, text: str) -> "Component":
+    def parse(cls, text: str) -> Component:
         if not isinstance(text, str):
             raise SiteError(f"a component is a string, one of {list(COMPONENTS)}; got {text!r}")
         name, _, rest = text.partition(":")

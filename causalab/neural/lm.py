@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -344,8 +345,7 @@ class LMTarget(Target):
         and sequences that fit in the model's sliding attention window if it has one;
         otherwise each step runs the full forward with a hook (``None``: nothing cached).
         """
-        from causalab.neural.resume import (architecture, prefix_keys_values, residual_stream, split_keys_values,
-                                            supports_resume)
+        from causalab.neural.resume import architecture, prefix_keys_values, residual_stream, split_keys_values, supports_resume
 
         site = self.check_site(site)
         if self.engine != "hook" or not supports_resume(self.model) or site.component != "block_output":

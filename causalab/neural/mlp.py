@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -75,7 +76,7 @@ class MLPTarget(Target):
         save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path), metadata=meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "MLPTarget":
+    def load(cls, path: str | os.PathLike) -> MLPTarget:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
@@ -190,8 +191,8 @@ def train_mlp(
     ------
     ConfigError : the task sets no ``input_width`` (it has no MLP).
 
-    Example
-    -------
+    Examples
+    --------
     >>> import causalab as cl
     >>> task = cl.make_task("left_equality_relation")
     >>> model, report = cl.train_mlp(task, seed=0, samples=4096, epoch_size=2048, n_test=500)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -25,7 +26,10 @@ try:  # pyvene prints "nnsight is not detected" on import, and its imports may w
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pyvene as pv
-        from pyvene.models.interventions import DistributedRepresentationIntervention, TrainableIntervention
+        from pyvene.models.interventions import (  # noqa: F401  (re-exported to the pyvene export)
+            DistributedRepresentationIntervention,
+            TrainableIntervention,
+        )
 except ImportError as exc:  # pragma: no cover - pyvene is a declared dependency
     raise ImportError(f"the pyvene engine needs pyvene installed: {exc}") from exc
 

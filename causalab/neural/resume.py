@@ -38,13 +38,13 @@ residual stream after block ``L`` (1-based); ``layer=0`` is the embedding output
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from causalab.errors import ArchitectureError, ConfigError, SiteError
-from causalab.runtime import ENV
 from causalab.neural.architectures import (  # noqa: F401  (re-exported: the adapters' public names)
     ARCHITECTURES,
     Architecture,
@@ -55,7 +55,7 @@ from causalab.neural.architectures import (  # noqa: F401  (re-exported: the ada
     register_architecture,
     supports_resume,
 )
-
+from causalab.runtime import ENV
 
 
 def find_blocks(model: nn.Module) -> nn.ModuleList:

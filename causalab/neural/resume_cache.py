@@ -63,13 +63,13 @@ class ResumeCache:
         """Whether this cache was built for the block output of ``layer``."""
         return self.layer == layer
 
-    def rows(self, idx: torch.Tensor | slice) -> "ResumeCache":
+    def rows(self, idx: torch.Tensor | slice) -> ResumeCache:
         """The cache of rows ``idx`` (each tensor's rows, selected as the inputs' rows are)."""
         pick = lambda t: None if t is None else take_rows(t, idx)  # noqa: E731
         return ResumeCache(self.layer, pick(self.stream), pick(self.starts),
                            {k: take_rows(v, idx) for k, v in self.keys_values.items()}, self.compile)
 
-    def to(self, device: torch.device | str) -> "ResumeCache":
+    def to(self, device: torch.device | str) -> ResumeCache:
         """The cache on ``device``."""
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return ResumeCache(self.layer, move(self.stream), move(self.starts),

@@ -12,7 +12,7 @@ initialise CUDA (which a process that forks workers must not do).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 

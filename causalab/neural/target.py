@@ -77,7 +77,7 @@ class Target(nn.Module):
         """
         return None
 
-    def freeze(self) -> "Target":
+    def freeze(self) -> Target:
         for p in self.parameters():
             p.requires_grad_(False)
         return self.eval()

@@ -66,7 +66,7 @@ class RandomPartitionMechanism:
         g = torch.Generator().manual_seed(self.seed)
         if self.hashed:
             h = torch.zeros(flat[0][1].shape[0], dtype=torch.int64)
-            for p, v in flat:
+            for _p, v in flat:
                 coeffs = torch.randint(1, _HASH_PRIME, (v.shape[1], 2), generator=g)
                 for j in range(v.shape[1]):
                     h = (h * coeffs[j, 0] + v[:, j].long() % _HASH_PRIME + coeffs[j, 1]) % _HASH_PRIME

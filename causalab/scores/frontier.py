@@ -15,14 +15,14 @@ families and knobs are given as spec strings (``"identity"``, ``"rotation:rank=4
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from causalab.causal.task import Task
 from causalab.errors import ScoreError
+from causalab.fit.measure import Measurement, MeasureSettings, Pairs, draw_pairs, measure
 from causalab.neural.build import build_target
 from causalab.neural.target import Site, Target
-from causalab.fit.measure import Measurement, Pairs, MeasureSettings, draw_pairs, measure
 
 CRITERIA = ("iia", "ci_low")
 

@@ -13,17 +13,17 @@ same test pairs, so differences between sizes come from the fitting data alone. 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.causal.task import Task
 from causalab.errors import ScoreError
+from causalab.fit.measure import Measurement, MeasureSettings, measure
+from causalab.maps.alignment import AlignmentMap
 from causalab.neural.target import Site, Target
 from causalab.scores.difference import Difference
-from causalab.fit.measure import Measurement, MeasureSettings, measure
 
 
 @dataclass

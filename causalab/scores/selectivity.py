@@ -18,18 +18,18 @@ for the interval, which treats real and control pairs as independent samples.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.causal.task import Task
 from causalab.errors import ScoreError
-from causalab.neural.build import build_target
+from causalab.fit.measure import Measurement, MeasureSettings, draw_pairs, measure
 from causalab.fit.metrics import IIAResult, Score, set_name
+from causalab.maps.alignment import AlignmentMap
+from causalab.neural.build import build_target
 from causalab.neural.target import Site, Target
 from causalab.scores.control_algorithm import control_algorithm
 from causalab.scores.difference import Difference, pooled
-from causalab.fit.measure import Measurement, MeasureSettings, draw_pairs, measure
 
 
 def restricted_score(result: IIAResult, task: Task, variable: str | None) -> Score:

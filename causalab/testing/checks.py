@@ -8,7 +8,8 @@ Runs are derandomised by default, so a check passes or fails the same way every 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from hypothesis import HealthCheck, Phase, given

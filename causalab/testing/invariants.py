@@ -8,13 +8,14 @@ with your own strategies.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.task import Task
+from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition, interchange
 from causalab.testing.violations import InvariantViolation, KitError
 
@@ -75,7 +76,9 @@ def rows_independent(phi: AlignmentMap, h: torch.Tensor, subject: str | None = N
     )
 
 
-def same_source(phi: AlignmentMap, h: torch.Tensor, partition: Partition, fn: InterchangeFn = interchange, subject: str | None = None) -> None:
+def same_source(
+    phi: AlignmentMap, h: torch.Tensor, partition: Partition, fn: InterchangeFn = interchange, subject: str | None = None
+) -> None:
     """An interchange whose every source equals the base leaves the base unchanged."""
     with torch.no_grad():
         out = fn(phi, h, {v: h for v in partition.variables}, partition)
@@ -173,7 +176,9 @@ def _assert_same_values(invariant: str, subject: str, what: str, got: Values, wa
     for node in nodes:
         g, w = got[node], want[node]
         if g.shape != w.shape:
-            raise InvariantViolation(invariant, subject, f"{what}: node {node!r} has shape {tuple(g.shape)}, expected {tuple(w.shape)}", extra)
+            raise InvariantViolation(
+                invariant, subject, f"{what}: node {node!r} has shape {tuple(g.shape)}, expected {tuple(w.shape)}", extra
+            )
         bad = _row_differs(g, w)
         if bool(bad.any()):
             row = int(torch.nonzero(bad)[0])
@@ -190,8 +195,10 @@ def no_intervention(algorithm: Algorithm, inputs: Values, subject: str | None = 
     subject = subject or algorithm.name
     plain = algorithm.run(inputs)
     ctx = {"_inputs": inputs}
-    _assert_same_values("no_intervention", subject, "run(inputs, {}) != run(inputs)", algorithm.run(inputs, {}), plain, algorithm.nodes, dict(ctx))
-    _assert_same_values("no_intervention", subject, "interchange(inputs, {}) != run(inputs)", algorithm.interchange(inputs, {}), plain, algorithm.nodes, dict(ctx))
+    _assert_same_values("no_intervention", subject, "run(inputs, {}) != run(inputs)", algorithm.run(inputs, {}), plain,
+                        algorithm.nodes, dict(ctx))
+    _assert_same_values("no_intervention", subject, "interchange(inputs, {}) != run(inputs)", algorithm.interchange(inputs, {}),
+                        plain, algorithm.nodes, dict(ctx))
 
 
 def batch_rows_independent(algorithm: Algorithm, inputs: Values, subject: str | None = None) -> None:

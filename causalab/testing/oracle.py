@@ -17,7 +17,8 @@ upstream of it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,10 +26,10 @@ import torch.nn.functional as F
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.task import Task
 from causalab.errors import SiteError
-from causalab.maps.intervene import Partition
 from causalab.fit.metrics import IIAResult
-from causalab.neural.target import Site, Target
+from causalab.maps.intervene import Partition
 from causalab.maps.spec import make_alignment
+from causalab.neural.target import Site, Target
 from causalab.testing.violations import InvariantViolation, KitError
 
 SITE = Site(1)

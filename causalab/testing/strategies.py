@@ -14,15 +14,16 @@ simplest first; knobs it does not list are drawn from their default's type.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from hypothesis import strategies as st
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.errors import CausalabError
+from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition
 from causalab.maps.spec import knobs_of
 from causalab.registry import ALIGNMENTS

@@ -11,8 +11,8 @@ from __future__ import annotations
 import inspect
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import networkx as nx
 import torch

@@ -30,7 +30,7 @@ class InvariantViolation(AssertionError):
             lines.append(f"  {key} = {show(value)}")
         return "\n".join(lines)
 
-    def with_context(self, context: str) -> "InvariantViolation":
+    def with_context(self, context: str) -> InvariantViolation:
         """A copy whose message ends with ``context`` (how the example was found and drawn)."""
         out = InvariantViolation(self.invariant, self.subject, self.message, self.details)
         out.args = (f"{self._render()}\n{context}",)
