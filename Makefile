@@ -1,12 +1,13 @@
 # Two entry points, each working from a fresh clone:
 #   make run   - set up the environment and run the main job (causalab dilemma, quick profile)
 #   make test  - set up the environment and run the test suite
+#   make lint  - the linter CI runs (ruff, configured in pyproject.toml)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.causalab-installed
 
-.PHONY: setup run test
+.PHONY: setup run test lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,3 +22,6 @@ run: $(STAMP)
 
 test: setup
 	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
