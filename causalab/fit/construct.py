@@ -240,6 +240,33 @@ def fit_constructed(
                                                     "construction": built.to_dict()}])
 
 
+def outside_pairs(task: Task, pairs: CounterfactualDataset,
+                  construction: Sequence[CounterfactualDataset]) -> tuple[CounterfactualDataset, int]:
+    """``pairs`` less every pair that is also in the construction set: (the rest, how many were left out).
+
+    Two pairs are the same when their bases and, variable by variable, their intervened sources are
+    the same network inputs (compared by encoding, all encoded in one batch as the construction
+    does), so an IIA read on the rest is read on pairs the map was not built on.
+    """
+    variables = sorted(pairs.sources)
+    sets = [pairs, *(d for d in construction if sorted(d.sources) == variables)]
+    values = [v for d in sets for v in (d.base, *(d.sources[name] for name in variables))]
+    everything = {name: torch.cat([torch.as_tensor(v[name]) for v in values]) for name in values[0]}
+    ids = torch.unique(_rows_of(task.encode(everything)), dim=0, return_inverse=True)[1].cpu()
+    keys, at = [], 0
+    for d in sets:
+        n = len(d)
+        columns = [ids[at:at + n]]
+        for k, name in enumerate(variables):  # a source counts only where the pair intervenes on its variable
+            start = at + (k + 1) * n
+            columns.append(torch.where(d.intervened(name), ids[start:start + n], -1))
+        keys.append(torch.stack(columns, 1))
+        at += (len(variables) + 1) * n
+    pair_ids = torch.unique(torch.cat(keys), dim=0, return_inverse=True)[1]
+    keep = ~torch.isin(pair_ids[:len(pairs)], pair_ids[len(pairs):])
+    return pairs.subset(keep.nonzero().squeeze(1)), int((~keep).sum())
+
+
 # --- the reachable states and the injectivity check -----------------------------------------------
 @dataclass
 class _Where:

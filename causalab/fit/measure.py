@@ -26,8 +26,8 @@ import torch
 from causalab.maps.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
-from causalab.fit.construct import fit_constructed
-from causalab.errors import ConfigFieldError, PartitionError, PartitionFieldError
+from causalab.fit.construct import fit_constructed, outside_pairs
+from causalab.errors import ConfigFieldError, DataError, PartitionError, PartitionFieldError
 from causalab.maps.intervene import Partition
 from causalab.fit.metrics import IIAResult
 from causalab.neural.target import Site, Target
@@ -37,6 +37,8 @@ from causalab.fit.train import PreparedPairs, index_inputs
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 VALIDATE_ON = ("val", "train")
+# the outside pairs of a constructed map are drawn with seed ``settings.seed + OUTSIDE_SEED``: a draw of their own
+OUTSIDE_SEED = 1_000_003
 Pairs = tuple[CounterfactualDataset, CounterfactualDataset, CounterfactualDataset]
 
 
@@ -174,6 +176,10 @@ class Measurement:
     algorithm's own output on the test bases (:func:`network_accuracy`). ``config`` is the
     run's config when the measurement is one run of an experiment; :meth:`to_record` then
     writes the results-file record.
+
+    ``outside`` is the IIA on pairs outside the fitting (construction) set, where one was
+    measured: always for a constructed map (:func:`measure`), which is built on every pair it
+    is scored on; ``outside_dropped`` counts the drawn pairs left out because they were in it.
     """
 
     spec: str
@@ -190,6 +196,8 @@ class Measurement:
     seconds: float = 0.0
     config: Any = None
     map_file: str | None = None  # where the fitted map was saved (run_experiment's save_map), if it was
+    outside: IIAResult | None = None
+    outside_dropped: int = 0
 
     def score(self, target: Target, site: Site, task: Task, data: CounterfactualDataset) -> IIAResult:
         """IIA of this fitted map on other pairs (e.g. from another part of the input space)."""
@@ -246,7 +254,24 @@ class Measurement:
             "versions": versions(),
             **({"settings": settings} if (settings := result_settings()) else {}),
             **({"map_file": self.map_file} if self.map_file is not None else {}),
+            **self._outside_record(),
         }
+
+    def _outside_record(self) -> dict[str, Any]:
+        """A constructed map's generalisation and size (only where there is one: other records keep their fields):
+        ``outside_iia`` and ``outside`` (IIA per set on pairs it was not built on, and how many drawn pairs were
+        left out as in the construction set), ``construction`` (stored points, values and bytes, base-equals-source
+        pairs, pairs built on, build seconds, the IIA ceiling)."""
+        out: dict[str, Any] = {}
+        if self.outside is not None:
+            out["outside_iia"] = self.outside.iia
+            out["outside"] = {**self.outside.to_dict(), "dropped": self.outside_dropped}
+        built = getattr(self.phi, "construction", None) if self.phi is not None and self.phi.constructed else None
+        if built is not None:
+            out["construction"] = {"points": built.points, "stored_values": built.stored_values, "nbytes": built.nbytes,
+                                   "base_equals_source": built.base_equals_source, "pairs": built.pairs,
+                                   "seconds": built.seconds, "ceiling": built.ceiling}
+        return out
 
 
 def _number_or_none(x: float) -> float | None:
@@ -361,6 +386,7 @@ def measure(
     pairs: Pairs | None = None,
     partition: Partition | None = None,
     progress: Callable[[dict], None] | None = None,
+    outside: CounterfactualDataset | None = None,
 ) -> Measurement:
     """Fit the map ``spec`` (a spec string such as ``"revnet:blocks=2"``, or a built map) and score it.
 
@@ -369,6 +395,14 @@ def measure(
     stopped early on validation (or on train itself, see :class:`MeasureSettings`);
     ``progress`` receives each epoch's record. Raises
     :class:`~causalab.errors.ConfigFieldError` for a block size the map cannot hold.
+
+    A constructed map (``"constructed"``, the paper's Theorem 1) is built, not fitted, on the
+    train, validation and test pairs together, so its test IIA says nothing about new pairs:
+    it is also scored on ``outside`` pairs (by default ``n_test`` test pairs drawn with seed
+    ``settings.seed + OUTSIDE_SEED``), less any that are in the construction set
+    (:func:`~causalab.fit.construct.outside_pairs`), into ``Measurement.outside`` and
+    ``phi.construction.outside_iia``; :class:`~causalab.errors.DataError` if none is left.
+    For a fitted map, ``outside`` pairs, if given, are scored the same way.
     """
     start = time.perf_counter()
     settings = settings or MeasureSettings()
@@ -395,8 +429,22 @@ def measure(
         fit = fit_alignment(target, site, phi, partition, task, train, val, settings.fit_config(), progress=progress)
     test_iia = evaluate(target, site, phi, partition, task, test)
     train_iia = evaluate(target, site, phi, partition, task, train)
+    outside_iia, dropped = None, 0
+    if outside is None and phi.constructed:
+        outside = task.splits(settings.sizes(), torch.Generator().manual_seed(settings.seed + OUTSIDE_SEED))[2]
+    if outside is not None:
+        built_on = (train_d, test_d) if settings.validate_on == "train" else (train_d, val_d, test_d)
+        outside, dropped = outside_pairs(task, outside, built_on)
+        if len(outside) == 0:
+            raise DataError(f"every outside pair of {task.name!r} is in the construction set ({dropped} drawn); "
+                            "the task's input space is too small to score the map on pairs it was not built on")
+        outside_iia = evaluate(target, site, phi, partition, task, prepare(target, site, task, outside, **kw))
+        if phi.constructed:
+            phi.construction.outside_iia = outside_iia.iia
+            fit.history[0]["construction"]["outside_iia"] = outside_iia.iia
     return Measurement(
         spec=describe_spec(spec), num_parameters=phi.num_parameters, train=train_iia, test=test_iia, fit=fit,
         phi=phi, partition=partition, dtype=dtype, chance=chance_level(test.labels),
         network_accuracy=network_accuracy(target, site, task, test_d, test), width=partition.width, seconds=time.perf_counter() - start,
+        outside=outside_iia, outside_dropped=dropped,
     )
