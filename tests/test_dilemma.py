@@ -58,7 +58,7 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
     events = []
     summary = run_dilemma("smoke", out, workers=1, progress=lambda name, ev: events.append((name, ev.kind)))
     assert not summary.failed
-    assert summary.runs == 17 and summary.recorded == 0
+    assert summary.runs == 19 and summary.recorded == 0
     assert ("mlp_maps", "done") in events
     for name in ("mlp_maps", "progression", "hidden_size", "ioi_scale", "ioi_steps", "ioi_one_pattern", "ioi_regime"):
         records = load_records(summary.results[name])
@@ -79,11 +79,11 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
     assert "- ioi_scale: no scores (no runs with both a real network and its controls)." in summary.table
     assert summary.figures["scores/scores_figure"].stat().st_size > 1000
     rows = json.loads((out / "scores" / "scores.json").read_text())["rows"]
-    assert [r["map"] for r in rows] == ["rotation", "revnet:blocks=1,hidden=4"]
+    assert [r["map"] for r in rows] == ["rotation", "revnet:blocks=1,hidden=4", "constructed"]
     assert rows[0]["selectivity_algorithm"] is not None and rows[0]["ood_gap"] is not None
     measured = (out / "scores" / "measurements.jsonl").read_text()
     again = run_dilemma("smoke", out, workers=1)  # resumes: nothing left to run or measure
-    assert again.runs == 0 and again.recorded == 17
+    assert again.runs == 0 and again.recorded == 19
     assert (out / "scores" / "measurements.jsonl").read_text() == measured and again.table == summary.table
     assert "### scores" not in run_dilemma("smoke", out, workers=1, scores=False).table
 
