@@ -2,6 +2,7 @@
 point it moves, its fixed map everywhere else, a non-injective site refused by name."""
 
 import doctest
+import re
 import json
 
 import pytest
@@ -199,3 +200,13 @@ def test_a_saved_constructed_map_loads_with_its_points(tmp_path):
 
 def test_the_docstring_example_runs():
     assert doctest.testmod(causalab.fit.construct, extraglobs={"torch": torch}).failed == 0
+
+
+def test_the_command_line_prints_its_iia_outside_the_construction_set(capsys):
+    from causalab.cli.main import main
+
+    assert main(["run", "--algorithm", "both_equality_relations", "--target", "random", "--alignment", "constructed",
+                 "--intervention-size", "4", "--n-train", "100", "--n-val", "50", "--n-test", "100"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if "outside its construction set" in x)
+    assert re.search(r"constructed on random L1 s0: IIA 0\.[0-7]\d* on 100 pairs", line)

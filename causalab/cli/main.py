@@ -226,7 +226,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     maps = map_folder(args.save_maps) if args.save_maps is not None else None
 
     store = ResultStore(args.json) if args.json else None
-    rows, written = [], 0
+    rows, written, outside = [], 0, []
     start = time.perf_counter()
     bar = RunProgress(len(configs), "runs")
     for cfg in configs:
@@ -241,11 +241,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         rows.append([cfg.algorithm, cfg.target, str(cfg.layer), cfg.alignment, str(cfg.seed), str(res.num_parameters),
                      _fmt(res.test.iia) + mark, f"[{_fmt(lo)}, {_fmt(hi)}]", _fmt(res.chance), _fmt(res.network_accuracy),
                      per])
+        if res.outside is not None:  # a constructed map: its IIA on the construction set says nothing by itself
+            outside.append(f"{cfg.alignment} on {cfg.target} L{cfg.layer} s{cfg.seed}: IIA {_fmt(res.outside.iia)} on "
+                           f"{res.outside.overall.n} pairs outside its construction set")
     bar.close()
     header = ["algorithm", "target", "layer", "alignment", "seed", "params", "IIA", "95% CI", "chance", "network acc",
               "per variable set"]
     print(with_chance_note(format_table(header, rows, fmt="plain"), rows, fmt="plain"), end="")
     test_sizes = sorted({c.n_test for c in configs})
+    for line in outside:
+        print(line)
     print(f"\n{len(rows)} runs in {time.perf_counter() - start:.1f}s; test pairs per run: {', '.join(map(str, test_sizes))}")
     if store is not None:
         kept = len(rows) - written
