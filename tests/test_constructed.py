@@ -210,3 +210,21 @@ def test_the_command_line_prints_its_iia_outside_the_construction_set(capsys):
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if "outside its construction set" in x)
     assert re.search(r"constructed on random L1 s0: IIA 0\.[0-7]\d* on 100 pairs", line)
+
+
+def test_the_benchmark_scores_every_map_on_the_same_outside_pairs():
+    import argparse
+
+    from conftest import load_benchmark
+
+    bench = load_benchmark("constructed")
+    args = argparse.Namespace(size=None, n_train=100, n_val=50, n_test=100, epochs=1, fixed="rotation",
+                              maps="constructed,rotation,revnet", scores=False)
+    rows = bench.run_case("mlp_random", args)
+    assert [r["map"] for r in rows] == ["constructed:fixed=rotation", "rotation", "revnet:blocks=10,hidden=16"]
+    assert rows[0]["test_iia"] == 1.0 and rows[0]["outside_iia"] < 0.75 and rows[0]["base_equals_source"] == 0
+    assert {r["outside_pairs"] for r in rows} == {100}
+    assert set(bench.CASES) >= {"lm70m_random", "ioi_trained"}
+    assert bench.CASES["lm70m_random"]["target_options"]["size"] == "70m"
+    with pytest.raises(SystemExit, match="unknown case 'mlp'; valid: mlp_random"):
+        bench.run_case("mlp", args)
