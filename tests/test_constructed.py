@@ -228,3 +228,37 @@ def test_the_benchmark_scores_every_map_on_the_same_outside_pairs():
     assert bench.CASES["lm70m_random"]["target_options"]["size"] == "70m"
     with pytest.raises(SystemExit, match="unknown case 'mlp'; valid: mlp_random"):
         bench.run_case("mlp", args)
+
+
+@pytest.mark.parametrize("width", [2, 16, 128])
+def test_the_closest_pair_sweep_agrees_with_comparing_every_pair(width):
+    from causalab.maps.nearest import _closest_pair_dense, closest_pair
+
+    gen = torch.Generator().manual_seed(width)
+    for n, spread in ((2, 1.0), (300, 1.0), (2000, 0.01), (500, 100.0)):
+        x = spread * torch.randn(n, width, generator=gen, dtype=torch.float64)
+        i, j, d = closest_pair(x)
+        di, dj, dd = _closest_pair_dense(x, None)
+        assert abs(d - dd) <= 1e-9 * max(dd, 1e-12) and d == float(torch.linalg.vector_norm(x[i] - x[j]))
+        assert {i, j} == {di, dj}
+        group = torch.arange(n) // 2  # rows 2k and 2k+1 are not compared
+        x[1::2] = x[0::2] + 1e-9 if n % 2 == 0 else x[1::2]
+        i, j, d = closest_pair(x, group)
+        if n == 2:  # one group: nothing may be compared
+            assert (i, j, d) == (-1, -1, float("inf")) == _closest_pair_dense(x, group)
+            continue
+        assert group[i] != group[j] and abs(d - _closest_pair_dense(x, group)[2]) <= 1e-9
+    x = torch.randn(50, width, generator=gen, dtype=torch.float64)
+    x[37] = x[5]
+    assert closest_pair(x) == (5, 37, 0.0)
+    assert closest_pair(x[:1]) == (-1, -1, float("inf"))
+
+
+def test_stored_points_within_twice_the_tolerance_are_refused_by_name():
+    phi = cl.make_alignment("constructed", 4)
+    codes = torch.tensor([[0.0, 0, 0, 0], [1.0, 0, 0, 0]])
+    targets = torch.tensor([[0.0, 1, 0, 0], [1.0, 0, 0, 1.5e-3]])
+    with pytest.raises(AlignmentError, match=r"stored points 1 and 3 are 0.0015 apart, within 2 x atol = 0.002"):
+        phi.set_points(codes, targets, 1e-3)
+    phi.set_points(codes, targets, 5e-4)  # 0.0015 > 2 x 0.0005: a bijection
+    assert phi.points == 4
