@@ -2,8 +2,8 @@
 point it moves, its fixed map everywhere else, a non-injective site refused by name."""
 
 import doctest
-import re
 import json
+import re
 
 import pytest
 import torch

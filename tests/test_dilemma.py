@@ -6,9 +6,8 @@ import pytest
 
 import algorithms  # noqa: F401  (registers the tasks)
 import alignments  # noqa: F401  (registers the maps)
-from causalab.errors import ConfigError
-from causalab.errors import ConfigFieldError
 from causalab.dilemma import EXPERIMENTS, PROFILES, configs_dir, load_profile, run_dilemma
+from causalab.errors import ConfigError, ConfigFieldError
 from causalab.experiments.store import load_records
 
 
@@ -91,9 +90,7 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
 def test_committed_records_keep_their_hashes_and_belong_to_their_sweep():
     from pathlib import Path
 
-    from causalab.experiments.config import ExperimentConfig
-
-    from causalab.experiments.config import read_toml
+    from causalab.experiments.config import ExperimentConfig, read_toml
     from causalab.experiments.grid import load_sweep
 
     results = Path(__file__).resolve().parent.parent / "benchmarks" / "dilemma" / "results"

@@ -11,24 +11,24 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from causalab.cli.progress import RunProgress, StepLines
+from causalab.dilemma import EXPERIMENTS
 from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
-from causalab.dilemma import EXPERIMENTS
 from causalab.experiments.grid import load_sweep
 from causalab.experiments.report import CHANCE_MARK, format_table, with_chance_note
-from causalab.experiments.summary import at_chance
 from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
+from causalab.experiments.summary import at_chance
 from causalab.experiments.validate import validate_all
+from causalab.maps.saved import map_folder
 from causalab.progress import listen
 from causalab.registry import ALGORITHMS, ALIGNMENTS, AlignmentSpec, import_plugin, knobs_of, task_options_of
-from causalab.maps.saved import map_folder
 from causalab.threads import use_threads
 
 DEFAULT_ALGORITHMS = "both_equality_relations,left_equality_relation,identity_of_first_argument"
@@ -88,12 +88,14 @@ def _ints(values: Sequence[str], name: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="causalab", description=__doc__)
-    p.add_argument("--plugin", action="append", default=[], help="import a module that registers algorithms or alignments (found in the working folder too, as python -m finds it)")
+    p.add_argument("--plugin", action="append", default=[], help="import a module that registers algorithms or alignments "
+                   "(found in the working folder too, as python -m finds it)")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="fit alignment maps and print an IIA table")
     run.add_argument("--algorithm", action="append", help=f"registered algorithm(s), comma-separated (default: {DEFAULT_ALGORITHMS})")
-    run.add_argument("--alignment", action="append", help="alignment spec(s), e.g. rotation or rotation:rank=8; ';' separates specs with knobs (default: identity,rotation)")
+    run.add_argument("--alignment", action="append", help="alignment spec(s), e.g. rotation or rotation:rank=8; "
+                     "';' separates specs with knobs (default: identity,rotation)")
     run.add_argument("--target", action="append", help="trained, random and/or oracle (default: trained,random)")
     run.add_argument("--layer", action="append", help="hidden layer(s) (default: 1)")
     run.add_argument("--seed", action="append", help="seed(s) for data, map init and the network (default: 0)")
@@ -109,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="(default: float32)")
     run.add_argument("--device", default=None, help="cpu (default) or cuda")
     run.add_argument("--threads", type=int, default=None, help="torch threads in this process (default: $CAUSALAB_THREADS, else 1)")
-    run.add_argument("--json", type=Path, help="also append one record per run to this results file (JSONL, as causalab sweep writes; a run already in it is not written twice)")
+    run.add_argument("--json", type=Path, help="also append one record per run to this results file "
+                     "(JSONL, as causalab sweep writes; a run already in it is not written twice)")
     run.add_argument("--save-maps", type=Path, metavar="DIR",
                      help="save each fitted map to DIR/<config hash>.safetensors (causalab.load_alignment reads it)")
 
@@ -136,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dl = sub.add_parser("dilemma", help="the non-linear representation dilemma: trained vs random networks, linear vs non-linear maps")
     dl.add_argument("--profile", default="quick", help="quick (minutes, the default) or full (the paper's sizes; for a cluster)")
-    dl.add_argument("--out", type=Path, default=Path("results/dilemma"), help="folder for results, tables and figures (default: results/dilemma)")
+    dl.add_argument("--out", type=Path, default=Path("results/dilemma"),
+                    help="folder for results, tables and figures (default: results/dilemma)")
     dl.add_argument("--experiment", action="append", help=f"only these experiments ({', '.join(e.name for e in EXPERIMENTS)})")
     dl.add_argument("--executor", choices=["local", "ray"], default="local")
     dl.add_argument("--workers", type=int, help="local processes (default: one per core)")

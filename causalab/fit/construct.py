@@ -30,21 +30,22 @@ about chance.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.errors import AlignmentError, DataError, NotInjectiveError
+from causalab.fit.train import FitResult, PreparedPairs, adam, evaluate, index_inputs, pair_loss, prepare
+from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition
 from causalab.maps.nearest import closest_pair, find_within
 from causalab.neural.target import Site, Target
 from causalab.progress import Progress, report
 from causalab.registry import make_alignment
-from causalab.fit.train import FitResult, PreparedPairs, adam, evaluate, index_inputs, pair_loss, prepare
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -127,8 +128,12 @@ def construct_alignment(
         decides when a state is found.
     seed: seeds the small offsets the target states start from.
 
-    Returns the map, a :class:`~causalab.AlignmentMap` with ``phi.construction``
-    (a :class:`Construction`) recording what was found.
+    Returns
+    -------
+    AlignmentMap: the filled constructed map (``phi`` when given); its ``construction``
+        attribute, a :class:`Construction`, records what was found and built: the pairs and
+        inputs, the tolerance, the codes that needed a target state and those unreached, the
+        map's size, the IIA on each construction dataset and on ``outside``, if given.
 
     Raises
     ------
@@ -136,8 +141,8 @@ def construct_alignment(
     AlignmentError: ``phi`` is not a constructed map, or knobs and ``phi`` were both given.
     DataError: no pairs, or ``prepared`` does not match ``pairs``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import causalab as cl
     >>> task = cl.make_task("both_equality_relations")
     >>> target, site = cl.random_mlp(task, seed=0), cl.Site(1)
@@ -177,7 +182,7 @@ def construct_alignment(
     with torch.no_grad():
         reachable = torch.unique(phi.fixed_map(states), dim=0)  # in the map's coordinates, as codes are
         codes, base_ids_equal = [], []
-        for k, (d, p) in enumerate(zip(datasets, prepared)):
+        for k, (_d, p) in enumerate(zip(datasets, prepared)):
             z = phi.fixed_map(p.h_base)
             for var, h_src in p.h_sources.items():
                 z = torch.where(partition.mask(var, z.device), phi.fixed_map(h_src), z)

@@ -17,23 +17,35 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
-from causalab.fit.construct import fit_constructed, outside_pairs
 from causalab.errors import ConfigFieldError, DataError, PartitionError, PartitionFieldError
-from causalab.maps.intervene import Partition
+from causalab.fit.construct import fit_constructed, outside_pairs
 from causalab.fit.metrics import IIAResult
+from causalab.fit.train import (
+    LOSSES,
+    LR_SCHEDULES,
+    MONITORS,
+    PLATEAU_ON,
+    FitConfig,
+    FitResult,
+    PreparedPairs,
+    evaluate,
+    fit_alignment,
+    index_inputs,
+    prepare,
+)
+from causalab.maps.alignment import AlignmentMap
+from causalab.maps.intervene import Partition
 from causalab.neural.target import Site, Target
 from causalab.registry import make_alignment
-from causalab.fit.train import LOSSES, LR_SCHEDULES, MONITORS, PLATEAU_ON, FitConfig, FitResult, evaluate, fit_alignment, prepare
-from causalab.fit.train import PreparedPairs, index_inputs
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 VALIDATE_ON = ("val", "train")

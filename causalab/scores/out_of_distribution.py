@@ -21,21 +21,21 @@ for two restricted copies of itself (:func:`restrict_inputs`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.errors import ScoreError
-from causalab.fit.metrics import IIAResult
-from causalab.neural.target import Site, Target
-from causalab.scores.difference import Difference
 from causalab.fit.measure import Measurement, MeasureSettings, measure
+from causalab.fit.metrics import IIAResult
+from causalab.maps.alignment import AlignmentMap
+from causalab.neural.target import Site, Target
 from causalab.registry import AlignmentSpec
+from causalab.scores.difference import Difference
 
 SplitFn = Callable[[Sequence[int], torch.Generator], list[CounterfactualDataset]]
 InputTransform = Callable[[Values], Values]
