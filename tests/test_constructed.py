@@ -101,7 +101,7 @@ def test_the_dilemma_report_shows_the_constructed_map_beside_the_learnt_ones(tmp
 
     quick, _ = load_profile("quick", experiments=["mlp_maps"])
     constructed = [c for c in quick["mlp_maps"] if c.alignment == "constructed"]
-    assert {c.target for c in constructed} == {"trained", "random"} and {c.n_train for c in constructed} == {2_000}
+    assert {c.target for c in constructed} == {"trained", "random"} and {c.n_train for c in constructed} == {20_000}
     summary = run_dilemma("smoke", tmp_path, workers=1, experiments=["mlp_maps"])
     assert not summary.failed
     rows = [line for line in summary.table.splitlines() if line.startswith("| ") and "constructed" in line]
