@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.errors import AlignmentError
+from causalab.maps.alignment import AlignmentMap
 from causalab.maps.nearest import find_within
 from causalab.registry import register_alignment
 
