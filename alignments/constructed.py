@@ -40,7 +40,7 @@ import torch
 from causalab.errors import AlignmentError
 from causalab.maps.alignment import AlignmentMap
 from causalab.maps.knobs import int_at_least, positive_float
-from causalab.maps.nearest import closest_pair, find_within
+from causalab.maps.nearest import find_within
 from causalab.registry import register_alignment
 
 FIXED = ("rotation", "identity")
@@ -128,11 +128,13 @@ class ConstructedMap(AlignmentMap):
         points = torch.cat([codes, targets])
         if not bool(torch.isfinite(points).all()):
             raise AlignmentError("constructed: the points to exchange contain NaN or inf")
-        if len(points) > 1:
-            i, j, dist = closest_pair(points)
-            if dist <= 2 * atol:
-                raise AlignmentError(f"constructed: stored points {i} and {j} are {dist:.3g} apart, within 2 x atol = "
-                                     f"{2 * atol:.3g}; the swap would not be a bijection")
+        if len(points) > 1:  # only whether two lie within 2 atol: a radius query, not the closest pair
+            near, dist = find_within(points, points, 2 * atol, skip=torch.arange(len(points), device=points.device))
+            if bool((near >= 0).any()):
+                i = int((near >= 0).nonzero()[0])
+                j = int(near[i])
+                raise AlignmentError(f"constructed: stored points {min(i, j)} and {max(i, j)} are {float(dist[i]):.3g} "
+                                     f"apart, within 2 x atol = {2 * atol:.3g}; the swap would not be a bijection")
         dtype, device = self.codes.dtype, self.codes.device
         self.codes = codes.detach().to(device=device, dtype=dtype).clone()
         self.targets = targets.detach().to(device=device, dtype=dtype).clone()

@@ -43,7 +43,10 @@ def test_network_accuracy_on_an_lm_scores_the_bases_own_answer_against_its_other
         full = target.logits(task.encode(test.base))  # a full forward, where measure resumed from the site
     assert m.network_accuracy == pytest.approx(task.correct(full, own).float().mean().item())
     record = dataclasses.replace(m, config=cl.ExperimentConfig(algorithm="ioi_pattern")).to_record()
-    assert record["chance"] is None and record["network_accuracy"] == m.network_accuracy  # no class chance for pairs
+    # two-way labels: chance is the better of always keeping the base's answer and always switching
+    changed = (test.counterfactual_outputs["output"] != test.base_outputs["output"]).float().mean().item()
+    assert record["chance"] == pytest.approx(max(changed, 1 - changed)) and 0.4 < record["chance"] < 0.7
+    assert record["network_accuracy"] == m.network_accuracy
 
 
 def test_the_record_and_the_cli_table_carry_both(tmp_path, capsys):

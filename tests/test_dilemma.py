@@ -6,9 +6,8 @@ import pytest
 
 import algorithms  # noqa: F401  (registers the tasks)
 import alignments  # noqa: F401  (registers the maps)
-from causalab.errors import ConfigError
-from causalab.errors import ConfigFieldError
 from causalab.dilemma import EXPERIMENTS, PROFILES, configs_dir, load_profile, run_dilemma
+from causalab.errors import ConfigError, ConfigFieldError
 from causalab.experiments.store import load_records
 
 
@@ -58,7 +57,7 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
     events = []
     summary = run_dilemma("smoke", out, workers=1, progress=lambda name, ev: events.append((name, ev.kind)))
     assert not summary.failed
-    assert summary.runs == 17 and summary.recorded == 0
+    assert summary.runs == 19 and summary.recorded == 0
     assert ("mlp_maps", "done") in events
     for name in ("mlp_maps", "progression", "hidden_size", "ioi_scale", "ioi_steps", "ioi_one_pattern", "ioi_regime"):
         records = load_records(summary.results[name])
@@ -79,11 +78,11 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
     assert "- ioi_scale: no scores (no runs with both a real network and its controls)." in summary.table
     assert summary.figures["scores/scores_figure"].stat().st_size > 1000
     rows = json.loads((out / "scores" / "scores.json").read_text())["rows"]
-    assert [r["map"] for r in rows] == ["rotation", "revnet:blocks=1,hidden=4"]
+    assert [r["map"] for r in rows] == ["rotation", "revnet:blocks=1,hidden=4", "constructed"]
     assert rows[0]["selectivity_algorithm"] is not None and rows[0]["ood_gap"] is not None
     measured = (out / "scores" / "measurements.jsonl").read_text()
     again = run_dilemma("smoke", out, workers=1)  # resumes: nothing left to run or measure
-    assert again.runs == 0 and again.recorded == 17
+    assert again.runs == 0 and again.recorded == 19
     assert (out / "scores" / "measurements.jsonl").read_text() == measured and again.table == summary.table
     assert "### scores" not in run_dilemma("smoke", out, workers=1, scores=False).table
 
@@ -91,9 +90,7 @@ def test_miniature_run_writes_results_figures_tables_and_resumes(tmp_path):
 def test_committed_records_keep_their_hashes_and_belong_to_their_sweep():
     from pathlib import Path
 
-    from causalab.experiments.config import ExperimentConfig
-
-    from causalab.experiments.config import read_toml
+    from causalab.experiments.config import ExperimentConfig, read_toml
     from causalab.experiments.grid import load_sweep
 
     results = Path(__file__).resolve().parent.parent / "benchmarks" / "dilemma" / "results"

@@ -11,25 +11,25 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from causalab.cli.progress import RunProgress, StepLines
+from causalab.dilemma import EXPERIMENTS
 from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
-from causalab.dilemma import EXPERIMENTS
 from causalab.experiments.grid import load_sweep
 from causalab.experiments.report import CHANCE_MARK, format_table, with_chance_note
-from causalab.experiments.summary import at_chance
 from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
+from causalab.experiments.summary import at_chance
 from causalab.experiments.validate import validate_all
-from causalab.progress import listen
-from causalab.maps.spec import AlignmentSpec, knobs_of
-from causalab.registry import ALGORITHMS, ALIGNMENTS, import_plugin, task_options_of
 from causalab.maps.saved import map_folder
+from causalab.maps.spec import AlignmentSpec, knobs_of
+from causalab.progress import listen
+from causalab.registry import ALGORITHMS, ALIGNMENTS, import_plugin, task_options_of
 from causalab.runtime import KV_CACHE_DTYPES, RuntimeSettings
 from causalab.threads import use_threads
 
@@ -90,12 +90,14 @@ def _ints(values: Sequence[str], name: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="causalab", description=__doc__)
-    p.add_argument("--plugin", action="append", default=[], help="import a module that registers algorithms or alignments (found in the working folder too, as python -m finds it)")
+    p.add_argument("--plugin", action="append", default=[], help="import a module that registers algorithms or alignments "
+                   "(found in the working folder too, as python -m finds it)")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="fit alignment maps and print an IIA table")
     run.add_argument("--algorithm", action="append", help=f"registered algorithm(s), comma-separated (default: {DEFAULT_ALGORITHMS})")
-    run.add_argument("--alignment", action="append", help="alignment spec(s), e.g. rotation or rotation:rank=8; ';' separates specs with knobs (default: identity,rotation)")
+    run.add_argument("--alignment", action="append", help="alignment spec(s), e.g. rotation or rotation:rank=8; "
+                     "';' separates specs with knobs (default: identity,rotation)")
     run.add_argument("--target", action="append", help="trained, random and/or oracle (default: trained,random)")
     run.add_argument("--layer", action="append", help="hidden layer(s) (default: 1)")
     run.add_argument("--seed", action="append", help="seed(s) for data, map init and the network (default: 0)")
@@ -111,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", choices=["float32", "float64"], default=None, help="(default: float32)")
     run.add_argument("--device", default=None, help="cpu (default) or cuda")
     _runtime_options(run)
-    run.add_argument("--json", type=Path, help="also append one record per run to this results file (JSONL, as causalab sweep writes; a run already in it is not written twice)")
+    run.add_argument("--json", type=Path, help="also append one record per run to this results file "
+                     "(JSONL, as causalab sweep writes; a run already in it is not written twice)")
     run.add_argument("--save-maps", type=Path, metavar="DIR",
                      help="save each fitted map to DIR/<config hash>.safetensors (causalab.load_alignment reads it)")
 
@@ -140,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dl = sub.add_parser("dilemma", help="the non-linear representation dilemma: trained vs random networks, linear vs non-linear maps")
     dl.add_argument("--profile", default="quick", help="quick (minutes, the default) or full (the paper's sizes; for a cluster)")
-    dl.add_argument("--out", type=Path, default=Path("results/dilemma"), help="folder for results, tables and figures (default: results/dilemma)")
+    dl.add_argument("--out", type=Path, default=Path("results/dilemma"),
+                    help="folder for results, tables and figures (default: results/dilemma)")
     dl.add_argument("--experiment", action="append", help=f"only these experiments ({', '.join(e.name for e in EXPERIMENTS)})")
     dl.add_argument("--executor", choices=["local", "ray"], default="local")
     dl.add_argument("--workers", type=int, help="local processes (default: one per core; one per GPU for device cuda)")
@@ -261,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     maps = map_folder(args.save_maps) if args.save_maps is not None else None
 
     store = ResultStore(args.json) if args.json else None
-    rows, written = [], 0
+    rows, written, outside = [], 0, []
     start = time.perf_counter()
     bar = RunProgress(len(configs), "runs")
     for cfg in configs:
@@ -276,11 +280,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         rows.append([cfg.algorithm, cfg.target, str(cfg.layer), cfg.alignment, str(cfg.seed), str(res.num_parameters),
                      _fmt(res.test.iia) + mark, f"[{_fmt(lo)}, {_fmt(hi)}]", _fmt(res.chance), _fmt(res.network_accuracy),
                      per])
+        if res.outside is not None:  # a constructed map: its IIA on the construction set says nothing by itself
+            outside.append(f"{cfg.alignment} on {cfg.target} L{cfg.layer} s{cfg.seed}: IIA {_fmt(res.outside.iia)} on "
+                           f"{res.outside.overall.n} pairs outside its construction set")
     bar.close()
     header = ["algorithm", "target", "layer", "alignment", "seed", "params", "IIA", "95% CI", "chance", "network acc",
               "per variable set"]
     print(with_chance_note(format_table(header, rows, fmt="plain"), rows, fmt="plain"), end="")
     test_sizes = sorted({c.n_test for c in configs})
+    for line in outside:
+        print(line)
     print(f"\n{len(rows)} runs in {time.perf_counter() - start:.1f}s; test pairs per run: {', '.join(map(str, test_sizes))}")
     if store is not None:
         kept = len(rows) - written

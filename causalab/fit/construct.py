@@ -30,21 +30,22 @@ about chance.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.errors import AlignmentError, DataError, NotInjectiveError
+from causalab.fit.train import FitResult, PreparedPairs, adam, evaluate, pair_loss, prepare
+from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition
 from causalab.maps.nearest import closest_pair, find_within
+from causalab.maps.spec import make_alignment
 from causalab.neural.target import Site, Target
 from causalab.progress import Progress, report
-from causalab.maps.spec import make_alignment
-from causalab.fit.train import FitResult, PreparedPairs, adam, evaluate, pair_loss, prepare
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -127,8 +128,12 @@ def construct_alignment(
         decides when a state is found.
     seed: seeds the small offsets the target states start from.
 
-    Returns the map, a :class:`~causalab.AlignmentMap` with ``phi.construction``
-    (a :class:`Construction`) recording what was found.
+    Returns
+    -------
+    AlignmentMap: the filled constructed map (``phi`` when given); its ``construction``
+        attribute, a :class:`Construction`, records what was found and built: the pairs and
+        inputs, the tolerance, the codes that needed a target state and those unreached, the
+        map's size, the IIA on each construction dataset and on ``outside``, if given.
 
     Raises
     ------
@@ -136,8 +141,8 @@ def construct_alignment(
     AlignmentError: ``phi`` is not a constructed map, or knobs and ``phi`` were both given.
     DataError: no pairs, or ``prepared`` does not match ``pairs``.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import causalab as cl
     >>> task = cl.make_task("both_equality_relations")
     >>> target, site = cl.random_mlp(task, seed=0), cl.Site(1)
@@ -177,7 +182,7 @@ def construct_alignment(
     with torch.no_grad():
         reachable = torch.unique(phi.fixed_map(states), dim=0)  # in the map's coordinates, as codes are
         codes, base_ids_equal = [], []
-        for k, (d, p) in enumerate(zip(datasets, prepared)):
+        for k, (_d, p) in enumerate(zip(datasets, prepared)):
             z = phi.fixed_map(p.h_base)
             for var, h_src in p.h_sources.items():
                 z = torch.where(partition.mask(var, z.device), phi.fixed_map(h_src), z)
@@ -238,6 +243,33 @@ def fit_constructed(
     val = built.iia[[id(p) for _, p in unique].index(id(sets[min(1, len(sets) - 1)][1]))]
     return FitResult(val, 0, built.steps, False, [{"epoch": 0, "steps": built.steps, "val_iia": val,
                                                     "construction": built.to_dict()}])
+
+
+def outside_pairs(task: Task, pairs: CounterfactualDataset,
+                  construction: Sequence[CounterfactualDataset]) -> tuple[CounterfactualDataset, int]:
+    """``pairs`` less every pair that is also in the construction set: (the rest, how many were left out).
+
+    Two pairs are the same when their bases and, variable by variable, their intervened sources are
+    the same network inputs (compared by encoding, all encoded in one batch as the construction
+    does), so an IIA read on the rest is read on pairs the map was not built on.
+    """
+    variables = sorted(pairs.sources)
+    sets = [pairs, *(d for d in construction if sorted(d.sources) == variables)]
+    values = [v for d in sets for v in (d.base, *(d.sources[name] for name in variables))]
+    everything = {name: torch.cat([torch.as_tensor(v[name]) for v in values]) for name in values[0]}
+    ids = torch.unique(_rows_of(task.encode(everything)), dim=0, return_inverse=True)[1].cpu()
+    keys, at = [], 0
+    for d in sets:
+        n = len(d)
+        columns = [ids[at:at + n]]
+        for k, name in enumerate(variables):  # a source counts only where the pair intervenes on its variable
+            start = at + (k + 1) * n
+            columns.append(torch.where(d.intervened(name), ids[start:start + n], -1))
+        keys.append(torch.stack(columns, 1))
+        at += (len(variables) + 1) * n
+    pair_ids = torch.unique(torch.cat(keys), dim=0, return_inverse=True)[1]
+    keep = ~torch.isin(pair_ids[:len(pairs)], pair_ids[len(pairs):])
+    return pairs.subset(keep.nonzero().squeeze(1)), int((~keep).sum())
 
 
 # --- the reachable states and the injectivity check -----------------------------------------------

@@ -16,27 +16,40 @@ import functools
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from causalab.maps.alignment import AlignmentMap
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
-from causalab.fit.construct import fit_constructed
-from causalab.errors import ConfigFieldError, PartitionError, PartitionFieldError
-from causalab.maps.intervene import Partition, check_not_empty, default_partition
+from causalab.errors import ConfigFieldError, DataError, PartitionError, PartitionFieldError
+from causalab.fit.construct import fit_constructed, outside_pairs
 from causalab.fit.metrics import IIAResult
-from causalab.neural.target import Site, Target
+from causalab.fit.train import (
+    LOSSES,
+    LR_SCHEDULES,
+    MONITORS,
+    PLATEAU_ON,
+    FitConfig,
+    FitResult,
+    PreparedPairs,
+    evaluate,
+    fit_alignment,
+    prepare,
+)
+from causalab.maps.alignment import AlignmentMap
+from causalab.maps.intervene import Partition, check_not_empty, default_partition
 from causalab.maps.spec import build_map, describe_spec
+from causalab.neural.target import Site, Target
 from causalab.runtime import RuntimeSettings
-from causalab.fit.train import LOSSES, LR_SCHEDULES, MONITORS, PLATEAU_ON, FitConfig, FitResult, evaluate, fit_alignment, prepare
-from causalab.fit.train import PreparedPairs
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 VALIDATE_ON = ("val", "train")
+# the outside pairs of a constructed map are drawn with seed ``settings.seed + OUTSIDE_SEED``: a draw of their own
+OUTSIDE_SEED = 1_000_003
 Pairs = tuple[CounterfactualDataset, CounterfactualDataset, CounterfactualDataset]
 
 
@@ -174,6 +187,10 @@ class Measurement:
     algorithm's own output on the test bases (:func:`network_accuracy`). ``config`` is the
     run's config when the measurement is one run of an experiment; :meth:`to_record` then
     writes the results-file record.
+
+    ``outside`` is the IIA on pairs outside the fitting (construction) set, where one was
+    measured: always for a constructed map (:func:`measure`), which is built on every pair it
+    is scored on; ``outside_dropped`` counts the drawn pairs left out because they were in it.
     """
 
     spec: str
@@ -191,6 +208,8 @@ class Measurement:
     config: Any = None
     map_file: str | None = None  # where the fitted map was saved (run_experiment's save_map), if it was
     runtime: RuntimeSettings | None = None  # the runtime settings the measurement ran with (recorded, not hashed)
+    outside: IIAResult | None = None
+    outside_dropped: int = 0
 
     def score(self, target: Target, site: Site, task: Task, data: CounterfactualDataset) -> IIAResult:
         """IIA of this fitted map on other pairs (e.g. from another part of the input space)."""
@@ -247,7 +266,24 @@ class Measurement:
             "versions": versions(),
             **({"runtime": self.runtime.to_record()} if self.runtime is not None else {}),
             **({"map_file": self.map_file} if self.map_file is not None else {}),
+            **self._outside_record(),
         }
+
+    def _outside_record(self) -> dict[str, Any]:
+        """A constructed map's generalisation and size (only where there is one: other records keep their fields):
+        ``outside_iia`` and ``outside`` (IIA per set on pairs it was not built on, and how many drawn pairs were
+        left out as in the construction set), ``construction`` (stored points, values and bytes, base-equals-source
+        pairs, pairs built on, build seconds, the IIA ceiling)."""
+        out: dict[str, Any] = {}
+        if self.outside is not None:
+            out["outside_iia"] = self.outside.iia
+            out["outside"] = {**self.outside.to_dict(), "dropped": self.outside_dropped}
+        built = getattr(self.phi, "construction", None) if self.phi is not None and self.phi.constructed else None
+        if built is not None:
+            out["construction"] = {"points": built.points, "stored_values": built.stored_values, "nbytes": built.nbytes,
+                                   "base_equals_source": built.base_equals_source, "pairs": built.pairs,
+                                   "seconds": built.seconds, "ceiling": built.ceiling}
+        return out
 
 
 def _number_or_none(x: float) -> float | None:
@@ -272,11 +308,28 @@ def draw_pairs(task: Task, settings: MeasureSettings, seed: int | None = None) -
     return train, val, test
 
 
-def chance_level(labels: torch.Tensor) -> float:
-    """The IIA of always answering the most frequent counterfactual class (NaN for non-class labels)."""
-    if labels.dim() != 1 or len(labels) == 0:
+def chance_level(labels: torch.Tensor, changed: torch.Tensor | None = None) -> float:
+    """The IIA of the best answer that ignores the source: what an IIA is read against.
+
+    Class labels ``(B,)``: always answering the most frequent counterfactual class. Two-way
+    labels ``(B, 2)`` (IOI's [expected name, the base's other name], scored by which of the two
+    wins): always keeping the base's own answer or always switching to the other, whichever
+    scores more; ``changed`` says per pair whether the counterfactual differs from the base's
+    output. NaN where neither applies.
+
+    >>> chance_level(torch.tensor([0, 1, 1, 1]))
+    0.75
+    >>> chance_level(torch.zeros(4, 2), changed=torch.tensor([True, False, False, False]))
+    0.75
+    """
+    if len(labels) == 0:
         return float("nan")
-    return float(torch.bincount(labels.long().cpu()).max()) / len(labels)
+    if labels.dim() == 1:
+        return float(torch.bincount(labels.long().cpu()).max()) / len(labels)
+    if labels.dim() == 2 and labels.shape[1] == 2 and changed is not None and len(changed) == len(labels):
+        share = float(changed.float().mean())
+        return max(share, 1.0 - share)
+    return float("nan")
 
 
 @torch.no_grad()
@@ -302,6 +355,14 @@ def network_accuracy(
     return float(torch.cat(correct).float().mean())
 
 
+def _changed(task: Task, data: CounterfactualDataset) -> torch.Tensor | None:
+    """Per pair, whether the counterfactual output differs from the base's (None without one output)."""
+    output = getattr(task, "output", None)
+    if output is None or output not in data.base_outputs or output not in data.counterfactual_outputs:
+        return None
+    return (data.counterfactual_outputs[output] != data.base_outputs[output]).reshape(len(data), -1).any(-1)
+
+
 def measure(
     target: Target,
     site: Site,
@@ -313,6 +374,7 @@ def measure(
     partition: Partition | None = None,
     progress: Callable[[dict], None] | None = None,
     runtime: RuntimeSettings | None = None,
+    outside: CounterfactualDataset | None = None,
 ) -> Measurement:
     """Fit the map ``spec`` (a spec string such as ``"revnet:blocks=2"``, or a built map) and score it.
 
@@ -323,6 +385,62 @@ def measure(
     environment, :meth:`RuntimeSettings.from_env`) sets the LM cache's budget and dtype and
     compilation; the measurement keeps it for its record. Raises
     :class:`~causalab.errors.ConfigFieldError` for a block size the map cannot hold.
+
+    A constructed map (``"constructed"``, the paper's Theorem 1) is built, not fitted, on the
+    train, validation and test pairs together, so its test IIA says nothing about new pairs:
+    it is also scored on ``outside`` pairs (by default ``n_test`` test pairs drawn with seed
+    ``settings.seed + OUTSIDE_SEED``), less any that are in the construction set
+    (:func:`~causalab.fit.construct.outside_pairs`), into ``Measurement.outside`` and
+    ``phi.construction.outside_iia``; :class:`~causalab.errors.DataError` if none is left.
+    For a fitted map, ``outside`` pairs, if given, are scored the same way.
+
+    Parameters
+    ----------
+    target : Target
+        The frozen network.
+    site : Site
+        Where hidden states are read and patched.
+    task : Task
+        The algorithm bound to the network: pairs, encoding, labels, loss.
+    spec : str or AlignmentMap
+        The map: a spec string (built from ``settings.seed``) or a built map.
+    settings : MeasureSettings, optional
+        Data sizes, seed, fitting settings, intervention size, dtype and device.
+    pairs : (CounterfactualDataset, CounterfactualDataset, CounterfactualDataset), optional
+        Train, validation and test pairs in place of the task's own draw.
+    partition : Partition, optional
+        The variables' blocks (default: ``settings.intervention_size`` consecutive coordinates each).
+    progress : callable, optional
+        Receives each epoch's (or check's) record.
+    runtime : RuntimeSettings, optional
+        The LM cache's budget and dtype, compilation.
+    outside : CounterfactualDataset, optional
+        Pairs to score the map on beside the test pairs (for a constructed map: pairs it was not built on).
+
+    Returns
+    -------
+    Measurement
+        Train and test IIA (with intervals and per intervention set), ``chance``,
+        ``network_accuracy``, the fitted map and partition, the fit's history, ``outside`` where
+        scored, and ``to_record()``.
+
+    Raises
+    ------
+    ConfigFieldError
+        An intervention size or partition the map cannot hold, naming the field.
+    DataError
+        A constructed map's outside pairs all lie in its construction set.
+
+    Examples
+    --------
+    >>> import causalab as cl
+    >>> task = cl.make_task("both_equality_relations")
+    >>> oracle, site = cl.build_target(task, "oracle", 0), cl.Site(1)
+    >>> settings = cl.MeasureSettings(n_train=400, n_val=100, n_test=400, epochs=1)
+    >>> partition = cl.Partition({"V1": range(8), "V2": range(8, 16)}, 16)
+    >>> result = cl.measure(oracle, site, task, "identity", settings, partition=partition)
+    >>> result.test.iia, result.num_parameters
+    (1.0, 0)
     """
     start = time.perf_counter()
     settings = settings or MeasureSettings()
@@ -350,9 +468,23 @@ def measure(
         fit = fit_alignment(target, site, phi, partition, task, train, val, settings.fit_config(), progress=progress)
     test_iia = evaluate(target, site, phi, partition, task, test)
     train_iia = evaluate(target, site, phi, partition, task, train)
+    outside_iia, dropped = None, 0
+    if outside is None and phi.constructed:
+        outside = task.splits(settings.sizes(), torch.Generator().manual_seed(settings.seed + OUTSIDE_SEED))[2]
+    if outside is not None:
+        built_on = (train_d, test_d) if settings.validate_on == "train" else (train_d, val_d, test_d)
+        outside, dropped = outside_pairs(task, outside, built_on)
+        if len(outside) == 0:
+            raise DataError(f"every outside pair of {task.name!r} is in the construction set ({dropped} drawn); "
+                            "the task's input space is too small to score the map on pairs it was not built on")
+        outside_iia = evaluate(target, site, phi, partition, task, prepare(target, site, task, outside, **kw))
+        if phi.constructed:
+            phi.construction.outside_iia = outside_iia.iia
+            fit.history[0]["construction"]["outside_iia"] = outside_iia.iia
     return Measurement(
         spec=describe_spec(spec), num_parameters=phi.num_parameters, train=train_iia, test=test_iia, fit=fit,
-        phi=phi, partition=partition, dtype=dtype, chance=chance_level(test.labels),
+        phi=phi, partition=partition, dtype=dtype, chance=chance_level(test.labels, _changed(task, test_d)),
         network_accuracy=network_accuracy(target, site, task, test_d, test), width=partition.width, seconds=time.perf_counter() - start,
         runtime=runtime,
+        outside=outside_iia, outside_dropped=dropped,
     )

@@ -54,14 +54,49 @@ def find_within(points: torch.Tensor, x: torch.Tensor, radius: float,
     return found, best
 
 
+# a sweep that needs more neighbours in projection order than this (or than a sixteenth of the rows) falls
+# back to comparing every pair: an offset costs one pass over the rows, all pairs about n / 16 passes' time
+_SWEEP_OFFSETS = 64
+
+
 def closest_pair(x: torch.Tensor, group: torch.Tensor | None = None) -> tuple[int, int, float]:
     """The two rows of ``x`` nearest each other (Euclidean), and their distance; rows of the same ``group``
     (e.g. states of the same input) are not compared. ``(-1, -1, inf)`` when no two rows may be compared.
 
-    Distances are computed in float64 (``|a|^2 + |b|^2 - 2ab`` for the search, then the
-    exact difference for the pair found), in chunks of about four million distances.
+    Exact, in float64. Rows are sorted by the fixed random projection of :func:`find_within` and
+    each is compared with its k-th successor, k = 1, 2, ..., until every successor's projection
+    lies farther than the best distance found (a projection never exceeds the distance): about
+    linear in the rows where states are spread out. Where that would take more offsets than
+    comparing every pair costs, every pair is compared instead (``|a|^2 + |b|^2 - 2ab`` in chunks of about four
+    million distances, then the exact difference for the pair found).
     """
     xd = x.detach().reshape(x.shape[0], -1).double()
+    n = xd.shape[0]
+    if n < 2:
+        return -1, -1, float("inf")
+    keys, order = torch.sort(xd @ _direction(xd.shape[1], xd.device))
+    ordered = xd[order]
+    same = group[order] if group is not None else None
+    best, pair = float("inf"), (-1, -1)
+    for k in range(1, n):
+        if k > max(_SWEEP_OFFSETS, n // 16):
+            return _closest_pair_dense(xd, group)
+        if float((keys[k:] - keys[:-k]).min()) > best:
+            break
+        dist = torch.linalg.vector_norm(ordered[k:] - ordered[:-k], dim=-1)
+        if same is not None:
+            dist = dist.masked_fill(same[k:] == same[:-k], float("inf"))
+        v, i = dist.min(0)
+        if float(v) < best:
+            a, b = int(order[int(i)]), int(order[int(i) + k])
+            best, pair = float(v), (min(a, b), max(a, b))
+    if pair[0] < 0:
+        return -1, -1, float("inf")
+    return pair[0], pair[1], best
+
+
+def _closest_pair_dense(xd: torch.Tensor, group: torch.Tensor | None) -> tuple[int, int, float]:
+    """:func:`closest_pair` by comparing every pair of rows (float64 rows)."""
     n = xd.shape[0]
     chunk = max(1, (1 << 22) // max(n, 1))
     sq = (xd * xd).sum(-1)
