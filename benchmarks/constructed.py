@@ -1,4 +1,4 @@
-"""Theorem 1's constructed map beside a fitted rotation, on the same pairs (docs/dilemma.md, "Theorem 1, constructed").
+"""Theorem 1's constructed map beside a fitted rotation, on the same pairs (docs/reproduce/theorem1.md).
 
 Cases (hierarchical equality: both equality relations, layer 1, 4 coordinates per variable
 of 16 unless ``--size`` says otherwise; IOI: the ABAB/ABBA pattern, last token, 64 of 128

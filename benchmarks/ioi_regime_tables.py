@@ -1,4 +1,4 @@
-"""The IOI regime's tables, as ``docs/dilemma.md`` shows them, from the committed records.
+"""The IOI regime's tables, as ``docs/reproduce/ioi.md`` shows them, from the committed records.
 
 Prints two markdown tables: every fit of ``ioi_regime.jsonl`` (network, site, map, data regime,
 schedule, seed, fitting pairs, train and test IIA with its 95% interval, steps, the first

@@ -45,7 +45,7 @@ def test_readme_is_a_manual_not_a_notebook():
 
 def test_links_in_readme_and_docs_resolve():
     broken = []
-    for page in [README, *DOCS.glob("*.md")]:
+    for page in [README, *DOCS.rglob("*.md")]:
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
             if target.startswith(("http://", "https://", "mailto:")):
                 continue

@@ -12,7 +12,7 @@ into its own append-only results file (so a rerun resumes), then reported:
   RevNets, 3 seeds, epochs capped at 25 (full profile only; about 45 minutes on 2 cores);
 - ``hidden_size_seeds``, ``memorisation``, ``one_variable_seeds``, ``distributive_seeds``,
   ``progression_seeds``: the rest of the paper's MLP results at its data sizes, 3 seeds
-  (full profile only; costs in ``docs/dilemma.md``);
+  (full profile only; costs in ``docs/dilemma.md``, results in ``docs/reproduce/``);
 - ``ioi_progression``, ``ioi_sizes``: IOI on a small LM across its training and on
   random Pythia-like sizes (full profile only; skipped with a reason when the IOI
   task or LM targets are unavailable);
