@@ -43,7 +43,8 @@ def _num(x: Any, digits: int = 3) -> str:
 
 CHANCE_MARK = "~"
 CHANCE_NOTE = (f"{CHANCE_MARK}: the IIA's 95% interval contains its chance level ({CHANCE_MARK}k/n: in k of the row's n runs). "
-               "chance: the IIA of always answering the most frequent class; network acc: the network's own "
+               "chance: the IIA of the best answer blind to the source (the most frequent class; for IOI's two names, always "
+               "keeping or always switching the base's answer); network acc: the network's own "
                "accuracy on the test bases, without intervention.")
 
 
