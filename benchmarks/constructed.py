@@ -6,9 +6,12 @@ coordinates):
 
   mlp_random    random MLP of the paper's shape
   mlp_trained   the trained MLP (trained here and cached, as ``target = "trained"`` does)
+  left_random, left_trained, identity_random, identity_trained
+                the same for the left equality relation and the identity of the first argument
   lm_random     random 14m-like GPT-NeoX with Pythia's initialisation, layer 3
   lm70m_random  random 70m-like GPT-NeoX (Pythia 70m's shape: 6 layers, width 512, 8 heads), Pythia's
                 initialisation, layer 3, 64 of 512 coordinates
+  lm160m_random random 160m-like GPT-NeoX (12 layers, width 768, 12 heads), layer 3, 64 of 768 coordinates
   ioi_trained   the 4-layer IOI LM trained here (``target_options = {size = "4x128"}``), layer 2
 
 For each case, one draw of train/validation/test pairs (seed 0) and a second draw of
@@ -45,10 +48,16 @@ from causalab.scores import control_algorithm_selectivity, ood_iia, random_netwo
 CASES = {
     "mlp_random": dict(algorithm="both_equality_relations", target="random", layer=1),
     "mlp_trained": dict(algorithm="both_equality_relations", target="trained", layer=1),
+    "left_random": dict(algorithm="left_equality_relation", target="random", layer=1),
+    "left_trained": dict(algorithm="left_equality_relation", target="trained", layer=1),
+    "identity_random": dict(algorithm="identity_of_first_argument", target="random", layer=1),
+    "identity_trained": dict(algorithm="identity_of_first_argument", target="trained", layer=1),
     "lm_random": dict(algorithm="ioi_pattern", target="random", layer=3, position="last",
                       target_options={"size": "14m", "init": "pythia"}),
     "lm70m_random": dict(algorithm="ioi_pattern", target="random", layer=3, position="last",
                          target_options={"size": "70m", "init": "pythia"}),
+    "lm160m_random": dict(algorithm="ioi_pattern", target="random", layer=3, position="last",
+                          target_options={"size": "160m", "init": "pythia"}),
     "ioi_trained": dict(algorithm="ioi_pattern", target="trained", layer=2, position="last",
                         target_options={"size": "4x128"}),
 }
@@ -58,7 +67,7 @@ MAPS = ("constructed", "rotation", "revnet")
 
 
 def _family(name: str) -> str:
-    return "mlp" if name.startswith("mlp") else "lm"
+    return "lm" if CASES[name]["algorithm"].startswith("ioi") else "mlp"
 
 
 def run_case(name: str, args: argparse.Namespace) -> list[dict]:
