@@ -26,11 +26,11 @@ from causalab.fit.train import adam, train_step
 from causalab.neural.lm import ARCHS, random_lm
 
 
-def step_time(arch: str, size: str, batch: int, n_pairs: int, steps: int, reps: int, warmup: int) -> dict:
+def step_time(arch: str, size: str, batch: int, n_pairs: int, steps: int, reps: int, warmup: int, layer: int = 3) -> dict:
     task = ioi.ioi_pattern_task()
     lm = random_lm(len(ioi.data.VOCAB), arch=arch, size=size, seed=0, tokenizer=ioi_models.tokenizer())
     task = task.for_target(lm)
-    site = cl.Site(3, "last")
+    site = cl.Site(layer, "last")
     width = lm.width(site)
     pairs = cl.prepare(lm, site, task, task.counterfactuals(n_pairs, torch.Generator().manual_seed(0)))
     torch.manual_seed(0)
@@ -50,7 +50,7 @@ def step_time(arch: str, size: str, batch: int, n_pairs: int, steps: int, reps: 
         start = time.perf_counter()
         run(steps)
         times.append((time.perf_counter() - start) / steps)
-    return {"arch": arch, "size": size, "path": lm.path, "width": width, "batch": batch,
+    return {"arch": arch, "size": size, "layer": layer, "path": lm.path, "width": width, "batch": batch,
             "cache": pairs.resume.kind if pairs.resume is not None else None,
             "step_ms": round(1000 * statistics.median(times), 2), "reps": reps, "steps": steps}
 
