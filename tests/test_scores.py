@@ -200,3 +200,18 @@ def test_the_scores_doc_example_runs_as_written(capsys):
     exec(compile(block, str(doc), "exec"), {})
     out = capsys.readouterr().out
     assert "oracle 0 params, random None" in out and "train 1.000" in out
+
+
+def test_random_controls_share_the_targets_options_and_a_mismatch_is_named():
+    from causalab.errors import ScoreError
+    from causalab.scores import random_network_selectivity
+
+    task = cl.make_task("ioi_pattern")
+    site = cl.Site(1, "last")
+    settings = cl.MeasureSettings(n_train=32, n_val=16, n_test=32, epochs=1, batch_size=16, intervention_size=4)
+    result = random_network_selectivity(task, "rotation", site, target="random", target_seed=5, control_seeds=(1,),
+                                        config=settings, target_options={"size": "tiny"})
+    assert result.real.width == result.controls[0].width == 32  # the tiny shape, not the default size
+    built = cl.build_target(task, "random", 5, size="tiny")
+    with pytest.raises(ScoreError, match="give the target's target_options"):
+        random_network_selectivity(task, "rotation", site, target=built, control_seeds=(1,), config=settings)

@@ -15,14 +15,15 @@ families and knobs are given as spec strings (``"identity"``, ``"rotation:rank=4
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from causalab.causal.task import Task
 from causalab.errors import ScoreError
 from causalab.fit.measure import Measurement, MeasureSettings, Pairs, draw_pairs, measure
-from causalab.neural.build import build_target
 from causalab.neural.target import Site, Target
+from causalab.scores.selectivity import build_network, random_controls
 
 CRITERIA = ("iia", "ci_low")
 
@@ -134,19 +135,23 @@ def frontier_gap(
     threshold: float = 0.9,
     criterion: str = "iia",
     config: MeasureSettings | None = None,
+    target_options: Mapping[str, Any] | None = None,
 ) -> FrontierComparison:
-    """Frontiers on ``target`` and on random-init networks (one per control seed), on the same pairs."""
+    """Frontiers on ``target`` and on random-init networks (one per control seed), on the same pairs.
+
+    ``target_options`` build the target, if it is named, and the controls alike, in the settings'
+    dtype and device (:func:`causalab.scores.selectivity.random_controls`)."""
     if not 0.0 <= threshold <= 1.0:
         raise ScoreError(f"frontier_gap: threshold is an IIA in [0, 1], got {threshold!r}")
     if criterion not in CRITERIA:
         raise ScoreError(f"frontier_gap: criterion must be one of {CRITERIA}, got {criterion!r}")
     config = config or MeasureSettings()
     pairs = draw_pairs(task, config)
-    network = build_target(task, target, target_seed) if isinstance(target, str) else target
+    network = build_network(task, target, target_seed, config, target_options)
     label = target if isinstance(target, str) else type(target).__name__
     real = complexity_frontier(network, site, task, specs, config, pairs=pairs, label=label)
     controls = [
-        complexity_frontier(build_target(task, "random", s), site, task, specs, config, pairs=pairs, label=f"random{s}")
-        for s in control_seeds
+        complexity_frontier(c, site, task, specs, config, pairs=pairs, label=f"random{s}")
+        for s, c in zip(control_seeds, random_controls(task, network, site, control_seeds, config, target_options))
     ]
     return FrontierComparison(real, controls, threshold, criterion)

@@ -18,8 +18,9 @@ for the interval, which treats real and control pairs as independent samples.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from causalab.causal.task import Task
 from causalab.errors import ScoreError
@@ -77,8 +78,26 @@ class Selectivity:
         }
 
 
-def _target(task: Task, target: str | Target, seed: int) -> Target:
-    return build_target(task, target, seed) if isinstance(target, str) else target
+def build_network(task: Task, target: str | Target, seed: int, config: MeasureSettings,
+                  options: Mapping[str, Any] | None = None) -> Target:
+    """``target`` itself, or the network of that kind built as a run builds it: with its options, in the
+    settings' dtype, on their device."""
+    if not isinstance(target, str):
+        return target
+    return build_target(task, target, seed, dtype=config.torch_dtype, **dict(options or {})).to(config.device)
+
+
+def random_controls(task: Task, real: Target, site: Site, seeds: Sequence[int], config: MeasureSettings,
+                    options: Mapping[str, Any] | None = None) -> list[Target]:
+    """Random-init networks of ``real``'s architecture, one per seed; refused when their site is not as wide
+    (a target built elsewhere whose ``target_options`` were not given)."""
+    controls = [build_network(task, "random", s, config, options) for s in seeds]
+    want = real.width(site)
+    for s, control in zip(seeds, controls):
+        if control.width(site) != want:
+            raise ScoreError(f"the random control (seed {s}) has width {control.width(site)} at {site}, the target "
+                             f"{want}: give the target's target_options (e.g. its size) so the controls share its architecture")
+    return controls
 
 
 def selectivity(
@@ -109,10 +128,13 @@ def random_network_selectivity(
     target_seed: int = 0,
     control_seeds: Sequence[int] = (0, 1, 2),
     config: MeasureSettings | None = None,
+    target_options: Mapping[str, Any] | None = None,
 ) -> Selectivity:
     """IIA on ``target`` minus IIA on random-init networks of the same architecture (one per seed).
 
     Every network sees the same counterfactual pairs; each gets a fresh map of family ``spec``.
+    ``target_options`` (a language model's ``size``, ``arch``, ...) build the target, if it is
+    named, and the controls alike, in the settings' dtype and device.
     """
     config = config or MeasureSettings()
     if isinstance(spec, AlignmentMap):
@@ -120,8 +142,10 @@ def random_network_selectivity(
     if not control_seeds:
         raise ScoreError("random_network_selectivity: control_seeds is empty; give at least one seed")
     pairs = draw_pairs(task, config)
-    real = measure(_target(task, target, target_seed), site, task, spec, config, pairs=pairs)
-    controls = [measure(build_target(task, "random", s), site, task, spec, config, pairs=pairs) for s in control_seeds]
+    network = build_network(task, target, target_seed, config, target_options)
+    real = measure(network, site, task, spec, config, pairs=pairs)
+    controls = [measure(c, site, task, spec, config, pairs=pairs)
+                for c in random_controls(task, network, site, control_seeds, config, target_options)]
     result = selectivity(real, controls, kind="random_network")
     result.details = {"control_seeds": list(control_seeds)}
     return result
@@ -137,6 +161,7 @@ def control_algorithm_selectivity(
     target_seed: int = 0,
     control_seeds: Sequence[int] = (0, 1, 2),
     config: MeasureSettings | None = None,
+    target_options: Mapping[str, Any] | None = None,
 ) -> Selectivity:
     """IIA for ``variable`` under the real algorithm minus under control algorithms (one per seed).
 
@@ -157,7 +182,7 @@ def control_algorithm_selectivity(
                 "a control algorithm replaces an intermediate variable's mechanism"
             )
         variable = candidates[0]
-    network = _target(task, target, target_seed)
+    network = build_network(task, target, target_seed, config, target_options)
     real = measure(network, site, task, spec, config)
     controls = []
     for s in control_seeds:
