@@ -109,7 +109,8 @@ def scores(run, spec: str, settings: cl.MeasureSettings) -> dict:
     start = time.perf_counter()
     ood = ood_iia(run.target, run.site, run.task, spec, settings)
     out.update(ood_in=ood.in_distribution.iia, ood_out=ood.out_of_distribution.iia, ood_gap=ood.gap.estimate)
-    kinds = (("network", random_network_selectivity, dict(target=run.target, control_seeds=(1, 2))),
+    options = dict(run.config.target_options)  # the controls share the case's architecture (an LM's size)
+    kinds = (("network", random_network_selectivity, dict(target=run.target, control_seeds=(1, 2), target_options=options)),
              ("algorithm", control_algorithm_selectivity, dict(target=run.target, control_seeds=(0, 1))))
     for kind, score, kw in kinds:
         try:
