@@ -149,6 +149,10 @@ class AlignmentFieldError(ConfigFieldError, AlignmentError):
     """A config field naming an alignment map that cannot be built."""
 
 
+class FitSettingError(ConfigFieldError, FitError):
+    """A fitting setting (``FitConfig``'s, and the same field of a run's config) holding an invalid value."""
+
+
 FIELD_ERRORS: tuple[type[ConfigFieldError], ...] = (
     AlgorithmFieldError, RegistryFieldError, SiteFieldError, ArchitectureFieldError, PartitionFieldError,
     AlignmentFieldError,

@@ -85,3 +85,18 @@ def test_a_type_error_inside_a_task_builder_is_not_called_a_bad_option():
     with pytest.raises(ConfigFieldError, match=r"'target_options'.*'colour'.*options it takes: width") as info:
         cl.build_target(task, "random", 0, colour="blue")
     assert info.value.field == "target_options"
+
+
+@pytest.mark.parametrize("field, value", [("monitor", "accuracy"), ("lr_schedule", "step"), ("loss", "mse"),
+                                          ("epochs", 0), ("lr", -1.0), ("plateau_factor", 1.5), ("val_every", -1)])
+def test_a_fitting_setting_is_checked_once_with_one_error_wherever_it_comes_from(field, value):
+    from causalab.errors import FitError, FitSettingError
+
+    errors = []
+    for make in (lambda: cl.FitConfig(**{field: value}), lambda: cl.MeasureSettings(**{field: value}),
+                 lambda: cl.ExperimentConfig(**{field: value})):
+        with pytest.raises(FitSettingError) as info:
+            make()
+        errors.append(info.value)
+    assert all(isinstance(e, ConfigFieldError) and isinstance(e, FitError) and e.field == field for e in errors)
+    assert len({str(e) for e in errors}) == 1  # the same message: one check

@@ -29,10 +29,6 @@ from causalab.errors import ConfigFieldError, DataError, PartitionError, Partiti
 from causalab.fit.construct import fit_constructed, outside_pairs
 from causalab.fit.metrics import IIAResult
 from causalab.fit.train import (
-    LOSSES,
-    LR_SCHEDULES,
-    MONITORS,
-    PLATEAU_ON,
     FitConfig,
     FitResult,
     PreparedPairs,
@@ -120,7 +116,7 @@ class MeasureSettings:
     def __post_init__(self) -> None:
         if isinstance(self.dtype, torch.dtype):  # accept torch.float64 as well as "float64"
             self.dtype = next((k for k, v in DTYPES.items() if v == self.dtype), str(self.dtype))
-        for name in ("n_train", "n_val", "n_test", "epochs", "batch_size", "patience"):
+        for name in ("n_train", "n_val", "n_test"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigFieldError(name, f"must be a positive integer, got {v!r}")
@@ -130,31 +126,9 @@ class MeasureSettings:
                 what = ("coordinates per variable: at least 1, at most the hidden width over the number of variables; "
                         "0 only where an explicit partition gives the blocks") if name == "intervention_size" else ""
                 raise ConfigFieldError(name, f"must be a non-negative integer{f' ({what})' if what else ''}, got {v!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
-            raise ConfigFieldError("lr", f"must be a positive finite number, got {self.lr!r}")
-        self.lr = float(self.lr)  # lr = 1 and lr = 1.0 are the same run, with the same hash
-        if self.monitor not in MONITORS:
-            raise ConfigFieldError("monitor", f"must be one of {MONITORS} (what early stopping watches), got {self.monitor!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigFieldError("lr_schedule", f"must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if self.loss not in LOSSES:
-            raise ConfigFieldError("loss", f"must be one of {LOSSES} (the task's own loss, or the two-token "
-                                   f"cross-entropy), got {self.loss!r}")
-        for name in ("warmup_steps", "val_every", "plateau_patience"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigFieldError(name, f"must be a non-negative integer, got {v!r}")
-        v = self.plateau_factor
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-            raise ConfigFieldError("plateau_factor", f"must lie strictly between 0 and 1 (the rate is multiplied by it), got {v!r}")
-        self.plateau_factor = float(v)
-        v = self.min_delta
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
-            raise ConfigFieldError("min_delta", f"must be a non-negative number (the gain early stopping counts), got {v!r}")
-        self.min_delta = float(v)
-        if self.plateau_on not in PLATEAU_ON:
-            raise ConfigFieldError("plateau_on", f"must be one of {PLATEAU_ON} (the loss reduce_on_plateau watches), "
-                                   f"got {self.plateau_on!r}")
+        self.fit_config()  # the fitting fields are checked where they are defined, by FitConfig
+        # lr = 1 and lr = 1.0 are the same run, with the same hash
+        self.lr, self.plateau_factor, self.min_delta = float(self.lr), float(self.plateau_factor), float(self.min_delta)
         if self.validate_on not in VALIDATE_ON:
             raise ConfigFieldError("validate_on", f"must be one of {VALIDATE_ON}, got {self.validate_on!r}")
         if self.dtype not in DTYPES:

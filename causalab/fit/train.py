@@ -19,7 +19,7 @@ from torch.nn.utils import parametrize
 
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
-from causalab.errors import DataError, FitError
+from causalab.errors import DataError, FitError, FitSettingError
 from causalab.fit.metrics import IIAResult, iia_from_correct
 from causalab.fit.neuron_search import greedy_neuron_blocks
 from causalab.fit.schedule import ReduceOnPlateau
@@ -364,30 +364,37 @@ class FitConfig:
     loss: str = "task"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience", "plateau_patience"):
+        """Every fitting setting checked here, once: a run's config hands its fitting fields to a
+        ``FitConfig`` (:meth:`MeasureSettings.fit_config`), so a bad value fails with the same
+        :class:`FitSettingError` naming the field, whichever way it came in."""
+        for name in ("epochs", "batch_size", "patience"):
             v = getattr(self, name)
-            low = 0 if name == "plateau_patience" else 1
-            if not isinstance(v, int) or isinstance(v, bool) or v < low:
-                raise FitError(f"FitConfig.{name} must be an integer >= {low}, got {v!r}")
-        if not isinstance(self.val_every, int) or isinstance(self.val_every, bool) or self.val_every < 0:
-            raise FitError(f"FitConfig.val_every must be a non-negative integer (0: once per epoch), got {self.val_every!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise FitSettingError(name, f"must be a positive integer, got {v!r}")
+        for name, what in (("warmup_steps", ""), ("val_every", " (0: once per epoch)"), ("plateau_patience", "")):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise FitSettingError(name, f"must be a non-negative integer{what}, got {v!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
+            raise FitSettingError("lr", f"must be a positive finite number, got {self.lr!r}")
         if isinstance(self.plateau_factor, bool) or not isinstance(self.plateau_factor, (int, float)) \
                 or not 0 < self.plateau_factor < 1:
-            raise FitError(f"FitConfig.plateau_factor must lie strictly between 0 and 1, got {self.plateau_factor!r}")
-        if self.plateau_on not in PLATEAU_ON:
-            raise FitError(f"FitConfig.plateau_on must be one of {PLATEAU_ON}, got {self.plateau_on!r}")
-        if isinstance(self.min_delta, bool) or not isinstance(self.min_delta, (int, float)) or not self.min_delta >= 0:
-            raise FitError(f"FitConfig.min_delta must be a non-negative number, got {self.min_delta!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise FitError(f"FitConfig.lr must be a positive finite number, got {self.lr!r}")
+            raise FitSettingError("plateau_factor", "must lie strictly between 0 and 1 (the rate is multiplied by it), "
+                                  f"got {self.plateau_factor!r}")
+        if isinstance(self.min_delta, bool) or not isinstance(self.min_delta, (int, float)) \
+                or not 0 <= self.min_delta < math.inf:
+            raise FitSettingError("min_delta", "must be a non-negative number (the gain early stopping counts), "
+                                  f"got {self.min_delta!r}")
         if self.monitor not in MONITORS:
-            raise FitError(f"FitConfig.monitor must be one of {MONITORS}, got {self.monitor!r}")
-        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
-            raise FitError(f"FitConfig.warmup_steps must be a non-negative integer, got {self.warmup_steps!r}")
+            raise FitSettingError("monitor", f"must be one of {MONITORS} (what early stopping watches), got {self.monitor!r}")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise FitError(f"FitConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+            raise FitSettingError("lr_schedule", f"must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.loss not in LOSSES:
-            raise FitError(f"FitConfig.loss must be one of {LOSSES}, got {self.loss!r}")
+            raise FitSettingError("loss", f"must be one of {LOSSES} (the task's own loss, or the two-token "
+                                  f"cross-entropy), got {self.loss!r}")
+        if self.plateau_on not in PLATEAU_ON:
+            raise FitSettingError("plateau_on", f"must be one of {PLATEAU_ON} (the loss reduce_on_plateau watches), "
+                                  f"got {self.plateau_on!r}")
 
     def lr_at(self, step: int, total: int, plateau_scale: float = 1.0) -> float:
         """The learning rate of step ``step`` (0-based) of ``total``, after the plateau halvings so far."""
