@@ -108,3 +108,28 @@ def test_missing_ioi_is_reported_not_raised(tmp_path):
     assert "- mlp_maps: no scores (not run)." in report.text
     assert "- ioi_progression: no scores (cannot be built here (ImportError: no LM))." in report.text
     assert not report.figures and (tmp_path / "scores.md").read_text() == report.text
+
+
+def test_the_scores_build_through_the_run_builder_with_the_runs_own_options(monkeypatch):
+    import causalab as cl
+    from causalab.dilemma import scores as dilemma_scores
+
+    seen = []
+    real_build = dilemma_scores.build_run
+
+    def recording(config, **kw):
+        seen.append(config)
+        return real_build(config, **kw)
+
+    monkeypatch.setattr(dilemma_scores, "build_run", recording)
+    config = cl.ExperimentConfig(algorithm="ioi_pattern", task_options={"roles": "fixed", "names": 21}, target="random",
+                                 target_options={"size": "tiny"}, layer=1, position="last", intervention_size=4)
+    probe = {"intervention_size": 4, "seed": 0, "n_train": 32, "n_val": 16, "n_test": 32, "epochs": 1, "batch_size": 16}
+    points = dilemma_scores._measure("efficiency", "rotation", {"probe": probe, "sizes": [16]}, config, {})
+    assert points and seen[0].task_options == {"roles": "fixed", "names": 21}
+    assert seen[0].target_options == {"size": "tiny"}
+    # the cache key carries the task options where a run has them, and is unchanged where it has none
+    from types import SimpleNamespace
+
+    assert dilemma_scores._key("ood", SimpleNamespace(config=config), "rotation", {})["task_options"] == config.task_options
+    assert "task_options" not in dilemma_scores._key("ood", SimpleNamespace(config=cl.ExperimentConfig()), "rotation", {})

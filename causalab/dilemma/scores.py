@@ -20,6 +20,7 @@ rerun resumes: selectivity against a control algorithm, out-of-distribution IIA
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -30,6 +31,7 @@ from typing import Any
 
 from causalab.dilemma.figures import scores_figure
 from causalab.errors import CausalabError
+from causalab.experiments.build import build_run
 from causalab.experiments.config import ExperimentConfig
 from causalab.experiments.report import format_table
 from causalab.experiments.store import ResultStore
@@ -37,9 +39,6 @@ from causalab.experiments.summary import write_csv
 from causalab.fit.measure import Measurement, MeasureSettings
 from causalab.fit.metrics import IIAResult, Score
 from causalab.fit.train import FitResult
-from causalab.neural.build import build_target
-from causalab.neural.target import Site
-from causalab.registry import make_task
 from causalab.scores import (
     Difference,
     Frontier,
@@ -205,7 +204,8 @@ def record_groups(source: Source, records: list[dict[str, Any]], threshold: floa
 def _key(kind: str, group: Group, spec: str, settings: dict[str, Any]) -> dict[str, Any]:
     c = group.config
     return {"kind": kind, "algorithm": c.algorithm, "layer": c.layer, "position": c.position, "target": c.target,
-            "target_seed": c.target_seed, "target_options": c.target_options, "spec": spec, **settings}
+            "target_seed": c.target_seed, "target_options": c.target_options, "spec": spec, **settings,
+            **({"task_options": c.task_options} if c.task_options else {})}  # set only where a run has them
 
 
 def _hash(key: dict[str, Any]) -> str:
@@ -244,12 +244,11 @@ def measure_extras(group: Group, plan: ScorePlan, store: ResultStore) -> None:
 
 def _measure(kind: str, spec: str, settings: dict[str, Any], c: ExperimentConfig, built: dict[str, Any]) -> Any:
     task_name = settings.get("ood_task") or c.algorithm
-    if task_name not in built:
-        task = make_task(task_name)
-        target = build_target(task, c.target, c.target_seed, **c.target_options)
-        built[task_name] = (task.for_target(target), target)
-    task, target = built[task_name]
-    site = Site(c.layer, c.position, c.component)
+    if task_name not in built:  # built by the one run builder: the run's task options, target options, dtype, device, site
+        options = c.task_options if task_name == c.algorithm else {}
+        built[task_name] = build_run(dataclasses.replace(c, algorithm=task_name, task_options=options))
+    run = built[task_name]
+    task, target, site = run.task, run.target, run.site
     measured = MeasureSettings(**settings["probe"])  # the key keeps its name: it is part of the cached hashes
     if kind == "control_algorithm":
         return control_algorithm_selectivity(task, spec, site, target=target, control_seeds=settings["control_seeds"],
