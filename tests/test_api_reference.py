@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _builder():
+    """docs/build_api.py imported as a module (docs/ is not a package)."""
     spec = importlib.util.spec_from_file_location("build_api", ROOT / "docs" / "build_api.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
