@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from algorithms import ioi_data as data
 from causalab.causal.algorithm import Values
 from causalab.errors import ConfigError, ConfigFieldError
-from causalab.files import cache_dir
+from causalab.files import cache_dir, file_lock
 
 
 def tokenizer():
@@ -126,8 +126,10 @@ def build_target(kind: str, seed: int, *, dtype: torch.dtype = torch.float32, dr
         if dry:
             return random_lm(len(data.VOCAB), tokenizer=tokenizer(), seed=seed, dtype=dtype, engine=engine, size=size)
         folder = trained_lm_dir(seed, cache, size)
-        if not (folder / "final").exists():
-            train_ioi_lm(seed, cache, size=size)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(folder.parent / f"{folder.name}.lock"):  # concurrent workers wait for one training run
+            if not (folder / "final").exists():
+                train_ioi_lm(seed, cache, size=size)
         ckpt = folder / ("final" if step == "final" else f"step{int(step)}")
         if not ckpt.exists():
             have = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
