@@ -4,7 +4,7 @@ Setting: a random model of each family (``causalab.neural.lm.random_lm``, the fa
 initialisation) at the 14m-like shape (6 layers, width 128; the Llama-like families with their
 grouped-query attention), the IOI word vocabulary and the IOI pattern task's sentences; site:
 layer 3's residual stream at the last token; a rotation on half the width; batch 256. The step
-is :func:`causalab.fit.train.train_step`, the fit loop's inner step on ``prepare``'s pairs (the
+is :func:`causalab.fit.fitting.train_step`, the fit loop's inner step on ``prepare``'s pairs (the
 fast resume path: one position per row and upper block). Median of ``--reps`` rounds of
 ``--steps`` steps, one torch thread, after ``--warmup`` steps.
 
@@ -22,7 +22,7 @@ import torch
 
 import causalab as cl
 from algorithms import ioi, ioi_models
-from causalab.fit.train import adam, train_step
+from causalab.fit.fitting import adam, train_step
 from causalab.neural.lm import ARCHS, random_lm
 
 

@@ -27,7 +27,7 @@ import torch
 
 from algorithms import ioi, ioi_models
 from alignments.identity import IdentityMap
-from causalab.fit.train import evaluate, prepare
+from causalab.fit.fitting import evaluate, prepare
 from causalab.maps.intervene import Partition
 from causalab.neural.lm import SIZES
 from causalab.neural.target import Site

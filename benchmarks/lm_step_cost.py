@@ -7,7 +7,7 @@ rotation and RevNet 8x64, intervention on half the width.
 
 Paths, interleaved round by round in one process on the same model, map init and batches:
 
-  after   ``causalab.fit.train.train_step`` on ``prepare``'s pairs: each row's own prefix
+  after   ``causalab.fit.fitting.train_step`` on ``prepare``'s pairs: each row's own prefix
           keys/values cached, one position per row and upper block with autograd,
           hand-written blocks;
   before  the previous resume: keys/values cached only before the *dataset's* first
@@ -168,7 +168,7 @@ class Programme:
 def setup(size: str, spec: str, batch: int, n_pairs: int, paths=("after", "before")):
     import causalab as cl
     from algorithms import ioi, ioi_models
-    from causalab.fit.train import adam, index_inputs, train_step
+    from causalab.fit.fitting import adam, index_inputs, train_step
     from causalab.maps.intervene import interchange
     from causalab.neural.lm import SIZES, random_lm
 
@@ -241,7 +241,7 @@ class SimpleSetup:
     def estimate(self, spec: str) -> tuple[float, list]:
         """(FLOPs of one step, the matrix products to time for the rate)."""
         import causalab as cl
-        from causalab.fit.train import patched_logits
+        from causalab.fit.fitting import patched_logits
 
         cfg = self.lm.model.config
         starts = self.pairs.base_inputs["pos_last"].float()

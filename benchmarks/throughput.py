@@ -10,7 +10,7 @@ Cases (same network, map, batch and data for the three paths):
 Paths:
 
   causalab  hidden states cached once per dataset (``prepare``), then per step the
-            fit loop's own step (``causalab.fit.train.train_step``): interchange, the
+            fit loop's own step (``causalab.fit.fitting.train_step``): interchange, the
             target's ``patched_logits`` (MLP: the layers above the site; LM: resume
             from the cached residual stream), loss, backward, Adam;
   pyvene    the loop pyvene's tutorials write: an ``IntervenableModel`` with the map
@@ -129,7 +129,7 @@ def map_rows_per_step(path: str, step) -> int:
 def map_factory(spec: str, width: int, seed: int):
     """A fresh map (same init for every path) and its optimiser."""
     import causalab as cl
-    from causalab.fit.train import adam
+    from causalab.fit.fitting import adam
 
     def fresh_map(path):
         torch.manual_seed(seed)
@@ -142,7 +142,7 @@ def map_factory(spec: str, width: int, seed: int):
 
 def setup_mlp(spec: str, batch: int, paths, seed: int = 0):
     import causalab as cl
-    from causalab.fit.train import train_step
+    from causalab.fit.fitting import train_step
 
     task = cl.make_task("both_equality_relations")
     target = cl.trained_mlp(task, seed=0)
@@ -216,7 +216,7 @@ def setup_mlp(spec: str, batch: int, paths, seed: int = 0):
 def setup_lm(spec: str, batch: int, paths, seed: int = 0, size: str = "31m", layer: int = 3, seq: int = 20,
              vocab: int = 50304, pool: int = 4):
     import causalab as cl
-    from causalab.fit.train import PreparedPairs, hidden_states, train_step
+    from causalab.fit.fitting import PreparedPairs, hidden_states, train_step
     from causalab.neural.resume import additive_causal_mask, residual_stream
 
     target = resuming_lm(vocab_size=vocab, arch="gpt_neox", size=size, seed=0, max_positions=max(64, seq))
@@ -320,7 +320,7 @@ def job_memory(case, spec, batch, path, n_steps, **kw) -> dict:
 def job_scale(size, spec, layer, batch, n_train, n_val, epochs, seq, vocab) -> dict:
     """Fit ``spec`` at ``layer`` of a random Pythia-like GPT-NeoX of ``size`` with causalab's fit loop."""
     import causalab as cl
-    from causalab.fit.train import PreparedPairs, hidden_states
+    from causalab.fit.fitting import PreparedPairs, hidden_states
 
     t0 = time.perf_counter()
     target = resuming_lm(vocab_size=vocab, arch="gpt_neox", size=size, seed=0, max_positions=max(64, seq))

@@ -9,9 +9,9 @@ from causalab.causal import Algorithm, CounterfactualDataset, Task, sample_count
 from causalab.errors import CausalabError
 from causalab.experiments import ExperimentConfig, ExperimentResult, run_experiment
 from causalab.fit.construct import Construction, construct_alignment
+from causalab.fit.fitting import FitConfig, evaluate, fit_alignment, prepare
 from causalab.fit.measure import Measurement, MeasureSettings, measure
 from causalab.fit.metrics import IIAResult, wilson_interval
-from causalab.fit.train import FitConfig, evaluate, fit_alignment, prepare
 from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition, interchange
 from causalab.maps.saved import SavedAlignment, load_alignment, save_alignment
@@ -22,7 +22,7 @@ from causalab.registry import import_plugin, make_task, register_algorithm, regi
 from causalab.runtime import RuntimeSettings
 
 # Kept for old imports: the modules that lived loose in causalab/ before the folders showed the layers
-# answer at their old paths too, as the same module objects (``causalab.train is causalab.fit.train``),
+# answer at their old paths too, as the same module objects (``causalab.train is causalab.fit.fitting``),
 # and stay attributes of the package as submodules were. Registered here rather than as shim files, so that
 # ``import causalab.measure`` cannot rebind ``causalab.measure``, the function, to a module. Nothing inside the
 # project imports an old path (tests/test_layers.py checks).
@@ -36,12 +36,17 @@ _OLD_PATHS = {
     "metrics": "causalab.fit.metrics",
     "neuron_search": "causalab.fit.neuron_search",
     "schedule": "causalab.fit.schedule",
-    "train": "causalab.fit.train",
+    "train": "causalab.fit.fitting",
+    "fit.train": "causalab.fit.fitting",  # fitting a map is "fit"; "train" names training a network
 }
 for _old, _new in _OLD_PATHS.items():
     _sys.modules.setdefault(f"{__name__}.{_old}", _sys.modules[_new])
-    globals().setdefault(_old, _sys.modules[_new])  # as before: ``causalab.measure`` stays the function
-del _old, _new
+    _parent, _, _name = f"{__name__}.{_old}".rpartition(".")
+    if _parent == __name__:
+        globals().setdefault(_name, _sys.modules[_new])  # as before: ``causalab.measure`` stays the function
+    else:
+        setattr(_sys.modules[_parent], _name, _sys.modules[_new])
+del _old, _new, _parent, _name
 
 # the pyvene export imports pyvene (and transformers) on first use: seconds that `import causalab` does not pay;
 # `causalab.pyvene` is pyvene itself, imported without the notice it prints on import

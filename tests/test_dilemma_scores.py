@@ -3,9 +3,9 @@
 import pytest
 
 from causalab.dilemma.scores import SOURCES, group_text, record_groups, record_measurement, score_rows, write_scores
+from causalab.fit.fitting import FitResult
 from causalab.fit.measure import Measurement
 from causalab.fit.metrics import IIAResult, Score
-from causalab.fit.train import FitResult
 from causalab.scores import selectivity
 
 MLP, IOI, IOI_SCALE, IOI_STEPS, IOI_REGIME = SOURCES

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import causalab as cl
 from algorithms.hierarchical_equality import oracle_mlp
 from causalab.errors import ConfigError, FitError
-from causalab.fit.train import pair_loss
+from causalab.fit.fitting import pair_loss
 
 
 def oracle_pairs(n_train: int = 1_000, n_val: int = 300):

@@ -49,7 +49,8 @@ OLD_PATHS = {
     "causalab.metrics": "causalab.fit.metrics",
     "causalab.neuron_search": "causalab.fit.neuron_search",
     "causalab.schedule": "causalab.fit.schedule",
-    "causalab.train": "causalab.fit.train",
+    "causalab.train": "causalab.fit.fitting",
+    "causalab.fit.train": "causalab.fit.fitting",
 }
 
 

@@ -189,7 +189,7 @@ def test_tiny_lm_learns_ioi_quickly(tmp_path):
 @pytest.mark.parametrize("arch", ["gpt_neox", "gpt2"])
 def test_resume_from_the_cached_stream_matches_the_full_forward(arch):
     """prepare() caches the residual stream; patched logits and IIA equal the hooked full forward."""
-    from causalab.fit.train import evaluate, prepare
+    from causalab.fit.fitting import evaluate, prepare
 
     task = ioi.ioi_pattern_task()
     lm = random_lm(len(data.VOCAB), arch=arch, size="tiny", seed=0, tokenizer=ioi_models.tokenizer())
@@ -232,7 +232,7 @@ def test_trained_model_sizes_keep_separate_folders(tmp_path):
 
 def test_key_value_cache_respects_its_budget(monkeypatch):
     """CAUSALAB_KV_CACHE_MB bounds the per-dataset key/value cache; 0 turns it off; nonsense is refused."""
-    from causalab.fit.train import prepare
+    from causalab.fit.fitting import prepare
 
     task = ioi.ioi_pattern_task()
     lm = random_lm(len(data.VOCAB), arch="gpt_neox", size="tiny", seed=0, tokenizer=ioi_models.tokenizer())

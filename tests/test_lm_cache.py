@@ -8,7 +8,7 @@ import torch
 from algorithms import ioi, ioi_models
 from algorithms import ioi_data as data
 from causalab.errors import ConfigError
-from causalab.fit.train import index_inputs, prepare
+from causalab.fit.fitting import index_inputs, prepare
 from causalab.neural.lm import random_lm
 from causalab.neural.resume_cache import ResumeCache
 from causalab.neural.target import Site

@@ -10,7 +10,7 @@ from algorithms import ioi_data as data
 from causalab.cli.main import main
 from causalab.errors import ConfigError, RuntimeSettingError
 from causalab.experiments.store import load_records
-from causalab.fit.train import prepare
+from causalab.fit.fitting import prepare
 from causalab.neural.lm import random_lm
 from causalab.neural.target import Site
 from causalab.runtime import ENV, RuntimeSettings

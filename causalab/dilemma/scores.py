@@ -36,9 +36,9 @@ from causalab.experiments.config import ExperimentConfig
 from causalab.experiments.report import format_table
 from causalab.experiments.store import ResultStore
 from causalab.experiments.summary import write_csv
+from causalab.fit.fitting import FitResult
 from causalab.fit.measure import Measurement, MeasureSettings
 from causalab.fit.metrics import IIAResult, Score
-from causalab.fit.train import FitResult
 from causalab.scores import (
     Difference,
     Frontier,

@@ -39,7 +39,7 @@ import torch
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.errors import AlignmentError, DataError, NotInjectiveError
-from causalab.fit.train import FitResult, PreparedPairs, adam, evaluate, pair_loss, prepare
+from causalab.fit.fitting import FitResult, PreparedPairs, adam, evaluate, pair_loss, prepare
 from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition
 from causalab.maps.nearest import closest_pair, find_within

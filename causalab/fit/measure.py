@@ -27,8 +27,7 @@ from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
 from causalab.errors import ConfigFieldError, DataError, PartitionError, PartitionFieldError
 from causalab.fit.construct import fit_constructed, outside_pairs
-from causalab.fit.metrics import IIAResult
-from causalab.fit.train import (
+from causalab.fit.fitting import (
     FitConfig,
     FitResult,
     PreparedPairs,
@@ -36,6 +35,7 @@ from causalab.fit.train import (
     fit_alignment,
     prepare,
 )
+from causalab.fit.metrics import IIAResult
 from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition, check_not_empty, default_partition
 from causalab.maps.spec import build_map, describe_spec

@@ -1,7 +1,7 @@
 """What a target keeps per dataset so that a fitting step resumes above the site: a typed cache.
 
 :meth:`~causalab.neural.target.Target.resume_cache` builds it once per dataset (the
-network is frozen); :class:`~causalab.fit.train.PreparedPairs` carries it beside the base
+network is frozen); :class:`~causalab.fit.fitting.PreparedPairs` carries it beside the base
 inputs, selects its rows with theirs, and hands it to ``hidden`` and ``patched_logits``
 as ``resume=``. An LM keeps one of three things (:meth:`ResumeCache.kind`):
 

@@ -69,8 +69,8 @@ class Target(nn.Module):
     def resume_cache(self, inputs: Any, site: Site, runtime: RuntimeSettings | None = None) -> ResumeCache | None:
         """What ``patched_logits`` needs to resume from ``site`` without recomputing below it, or ``None``.
 
-        Called once per dataset by :func:`causalab.fit.train.prepare` on the base inputs,
-        which carry it beside them (:class:`~causalab.fit.train.PreparedPairs`) and hand
+        Called once per dataset by :func:`causalab.fit.fitting.prepare` on the base inputs,
+        which carry it beside them (:class:`~causalab.fit.fitting.PreparedPairs`) and hand
         each batch's rows of it to ``hidden`` and ``patched_logits`` as ``resume=``;
         ``runtime`` bounds what is kept (:class:`~causalab.runtime.RuntimeSettings`). The
         default caches nothing (an MLP's upper layers read only the patched state).

@@ -200,7 +200,7 @@ def oracle_task(subject: Task | Algorithm, variables: Sequence[str] | None = Non
 def oracle_iia(subject: Task | Algorithm, *, variables: Sequence[str] | None = None,
                intervention_sets: Sequence[Sequence[str]] | None = None, n: int = 64, seed: int = 0) -> IIAResult:
     """Score the identity map on the oracle network's blocks; raise :class:`InvariantViolation` below 1.0."""
-    from causalab.fit.train import evaluate, patched_logits, prepare  # train imports the neural stack
+    from causalab.fit.fitting import evaluate, patched_logits, prepare  # train imports the neural stack
 
     task, target = oracle_task(subject, variables, intervention_sets)
     data = task.counterfactuals(n, torch.Generator().manual_seed(seed))
