@@ -41,8 +41,9 @@ def build(out: Path) -> list[str]:
         warnings.simplefilter("always")
         pdoc.pdoc(*MODULES, output_directory=out)
     # annotations of inherited dataclass fields are read in the subclass's module: noise, not a defect
-    return [str(w.message) for w in caught if "does not resolve" in str(w.message) or "import" in str(w.message).lower()
-            and "type annotation" not in str(w.message)]
+    messages = [str(w.message) for w in caught]
+    return [m for m in messages
+            if ("does not resolve" in m or "import" in m.lower()) and "type annotation" not in m]
 
 
 if __name__ == "__main__":

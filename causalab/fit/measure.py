@@ -329,12 +329,9 @@ def network_accuracy(
     return float(torch.cat(correct).float().mean())
 
 
-def _changed(task: Task, data: CounterfactualDataset) -> torch.Tensor | None:
-    """Per pair, whether the counterfactual output differs from the base's (None without one output)."""
-    output = getattr(task, "output", None)
-    if output is None or output not in data.base_outputs or output not in data.counterfactual_outputs:
-        return None
-    return (data.counterfactual_outputs[output] != data.base_outputs[output]).reshape(len(data), -1).any(-1)
+def _changed(task: Task, data: CounterfactualDataset) -> torch.Tensor:
+    """Per pair, whether the counterfactual output differs from the base's."""
+    return data.counterfactual_outputs[task.output] != data.base_outputs[task.output]
 
 
 def measure(

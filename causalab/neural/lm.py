@@ -130,6 +130,7 @@ class LMTarget(Target):
         self.layer_path, self.blocks = _find_layers(model)
         self.n_layers = len(self.blocks)
         self._compiled_resume: Callable[..., torch.Tensor] | None = None  # made on the first compiled step
+        self._checked_sites: set[Site] = set()  # sites check_site has passed: every batch asks again
         self._engine_models: dict = {}  # a patching engine's wrapped models (pyvene's), kept out of the module tree
         self._parts: list[BlockParts] = []  # the block's sub-modules for component sites, read on first use
         self.hidden_width = self._dry_width()
@@ -168,8 +169,7 @@ class LMTarget(Target):
 
     def check_site(self, site: Site) -> Site:
         """``site`` if this LM has it, else a :class:`SiteError` naming the wrong part; checked once per site."""
-        checked = self.__dict__.setdefault("_checked_sites", set())
-        if isinstance(site, Site) and site in checked:  # every batch asks again
+        if isinstance(site, Site) and site in self._checked_sites:
             return site
         if not isinstance(site, Site):
             raise SiteError(f"expected a Site, got {site!r}")
@@ -190,7 +190,7 @@ class LMTarget(Target):
         except SiteError as exc:
             exc.part = exc.part or "component"
             raise
-        checked.add(site)
+        self._checked_sites.add(site)
         return site
 
     def parts(self) -> BlockParts:
