@@ -84,7 +84,7 @@ def run_case(name: str, args: argparse.Namespace) -> list[dict]:
     rows = []
     for spec in (specs[m] for m in args.maps.split(",")):
         start = time.perf_counter()
-        result = cl.measure(run.target, run.site, run.task, spec, config.settings(), pairs=pairs,
+        result = cl.measure(run.target, run.site, run.task, spec, config.measure, pairs=pairs,
                             partition=run.partition, outside=outside)
         seconds = time.perf_counter() - start
         row = {"case": name, "map": spec, "intervention_size": size, "width": result.width,
@@ -98,7 +98,7 @@ def run_case(name: str, args: argparse.Namespace) -> list[dict]:
                        at_reachable_correct=built.at_reachable_correct, base_equals_source=built.base_equals_source,
                        min_distance=built.min_distance, atol=built.atol, steps=built.steps, ceiling=built.ceiling)
         if args.scores:
-            row.update(scores(run, spec, config.settings()))
+            row.update(scores(run, spec, config.measure))
         rows.append(row)
     return rows
 

@@ -22,6 +22,7 @@ A device torch cannot see is a usage error that names it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import tempfile
@@ -56,7 +57,7 @@ def cases(sizes: list[str], pairs: int) -> dict[str, tuple[ExperimentConfig, str
 
 def time_steps(config: ExperimentConfig, device: str, dtype: str, steps: int) -> dict:
     """Prepare the config's pairs on ``device`` and time ``steps`` fitting steps after one warm-up step."""
-    config = ExperimentConfig.from_dict({**config.to_dict(), "device": device})
+    config = config.replace(device=device)
     start = time.perf_counter()
     run = build_run(config)
     if dtype != "float32" and device != "cpu":  # a half-precision network under a float32 map
@@ -64,15 +65,15 @@ def time_steps(config: ExperimentConfig, device: str, dtype: str, steps: int) ->
         run.target = build_target(task, config.target, config.target_seed, dtype=getattr(torch, dtype),
                                   **config.target_options).to(device)
         run.task = task.for_target(run.target)
-    train, val, test = draw_pairs(run.task, config)
+    train, val, test = draw_pairs(run.task, config.measure)
     prep = [cl.prepare(run.target, run.site, run.task, d, device=device) for d in (train, val, test)]
     prepared = time.perf_counter() - start
-    fit = cl.FitConfig(epochs=1, batch_size=config.batch_size, lr=config.lr, max_steps=1, patience=1)
+    fit = dataclasses.replace(config.fit, epochs=1, max_steps=1, patience=1)
     cl.fit_alignment(run.target, run.site, run.phi, run.partition, run.task, prep[0], prep[1], fit)  # warm-up
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    fit = cl.FitConfig(epochs=max(1, steps), batch_size=config.batch_size, lr=config.lr, max_steps=steps, patience=steps + 1)
+    fit = dataclasses.replace(config.fit, epochs=max(1, steps), max_steps=steps, patience=steps + 1)
     result = cl.fit_alignment(run.target, run.site, run.phi, run.partition, run.task, prep[0], prep[1], fit)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -89,7 +90,7 @@ def reload_on_cpu(measured: dict, config: ExperimentConfig) -> float:
         path = cl.save_alignment(run.phi, Path(tmp) / "map.safetensors", partition=run.partition)
         saved = cl.load_alignment(path, device="cpu")
     cpu = build_run(ExperimentConfig.from_dict({**config.to_dict(), "device": "cpu"}))
-    test = draw_pairs(cpu.task, config)[2]
+    test = draw_pairs(cpu.task, config.measure)[2]
     return cl.evaluate(cpu.target, cpu.site, saved.map, saved.partition, cpu.task, cl.prepare(cpu.target, cpu.site, cpu.task, test)).iia
 
 

@@ -7,10 +7,10 @@ import algorithms as _algorithms  # noqa: E402, F401
 import alignments as _alignments  # noqa: E402, F401
 from causalab.causal import Algorithm, CounterfactualDataset, Task, sample_counterfactuals
 from causalab.errors import CausalabError
-from causalab.experiments import ExperimentConfig, ExperimentResult, run_experiment
+from causalab.experiments import BuildSettings, ExperimentConfig, ExperimentResult, run_experiment
 from causalab.fit.construct import Construction, construct_alignment
 from causalab.fit.fitting import FitConfig, evaluate, fit_alignment, prepare
-from causalab.fit.measure import Measurement, MeasureSettings, measure
+from causalab.fit.measure import Measurement, MeasureSettings, Run, measure, measure_run
 from causalab.fit.metrics import IIAResult, wilson_interval
 from causalab.maps.alignment import AlignmentMap
 from causalab.maps.intervene import Partition, interchange
@@ -68,6 +68,7 @@ __all__ = [
     "Algorithm",
     "AlignmentMap",
     "AlignmentSpec",
+    "BuildSettings",
     "CausalabError",
     "Construction",
     "CounterfactualDataset",
@@ -80,6 +81,7 @@ __all__ = [
     "MeasureSettings",
     "Measurement",
     "Partition",
+    "Run",
     "RuntimeSettings",
     "SavedAlignment",
     "Site",
@@ -95,6 +97,7 @@ __all__ = [
     "make_alignment",
     "make_task",
     "measure",
+    "measure_run",
     "prepare",
     "pyvene",
     "pyvene_module",

@@ -34,7 +34,7 @@ def test_run_experiment_saves_the_fitted_map(tmp_path):
     assert saved.map.num_parameters == record["num_parameters"]
     # the file holds the fitted map, not a fresh one: it scores the record's test IIA on the run's test pairs
     task = cl.make_task(config.algorithm)
-    test = draw_pairs(task, config.settings())[2]
+    test = draw_pairs(task, config.measure)[2]
     target, site = cl.build_target(task, "oracle", 0), cl.Site(config.layer)
     iia = cl.evaluate(target, site, saved.map, saved.partition, task, cl.prepare(target, site, task, test)).iia
     assert iia == record["iia"]

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 
 from causalab.cli.progress import RunProgress, StepLines
@@ -59,7 +58,7 @@ SCALAR_OPTIONS = (
     ("--lr-schedule", str),
     ("--val-every", int),
 )
-CONFIG_DEFAULTS = {f.name: f.default for f in fields(ExperimentConfig)}
+CONFIG_DEFAULTS = ExperimentConfig.defaults()
 SCALAR_HELP = {
     "--position": "token position for language models: last, s2, io or an index",
     "--lr-schedule": "constant (default), cosine, plateau (halved per check without improvement) or "

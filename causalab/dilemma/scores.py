@@ -20,7 +20,6 @@ rerun resumes: selectivity against a control algorithm, out-of-distribution IIA
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -246,7 +245,7 @@ def _measure(kind: str, spec: str, settings: dict[str, Any], c: ExperimentConfig
     task_name = settings.get("ood_task") or c.algorithm
     if task_name not in built:  # built by the one run builder: the run's task options, target options, dtype, device, site
         options = c.task_options if task_name == c.algorithm else {}
-        built[task_name] = build_run(dataclasses.replace(c, algorithm=task_name, task_options=options))
+        built[task_name] = build_run(c.replace(algorithm=task_name, task_options=options))
     run = built[task_name]
     task, target, site = run.task, run.target, run.site
     measured = MeasureSettings(**settings["probe"])  # the key keeps its name: it is part of the cached hashes

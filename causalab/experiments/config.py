@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import tomllib
 
 from causalab.errors import ConfigError, ConfigFieldError
-from causalab.fit.measure import MeasureSettings, known_fields_only
+from causalab.fit.fitting import FitConfig
+from causalab.fit.measure import FLAT_ORDER, MeasureSettings, unknown_field
 from causalab.neural.build import TARGET_KINDS
 
 # Fields added after results were first recorded, with their defaults: the hash leaves a field
@@ -19,14 +21,12 @@ from causalab.neural.build import TARGET_KINDS
 HASHED_WHEN_SET: dict[str, Any] = {"monitor": "iia", "validate_on": "val", "component": "block_output",
                                    "warmup_steps": 0, "lr_schedule": "constant", "loss": "task",
                                    "task_options": {}, "min_delta": 1e-4, "val_every": 0, "plateau_factor": 0.5,
-                                   "plateau_patience": 10, "plateau_on": "train_loss"}
+                                   "plateau_patience": 10, "plateau_on": "train_loss", "max_steps": None}
 
 
-@known_fields_only
-@dataclass
-class ExperimentConfig(MeasureSettings):
-    """One run: which algorithm, network, site and alignment map, measured with the
-    :class:`~causalab.fit.measure.MeasureSettings` it inherits (pair counts, fitting, seed, dtype, device).
+@dataclass(frozen=True)
+class BuildSettings:
+    """What to build for one run: the algorithm (and its task options), the network, the site and the alignment map.
 
     ``target`` is ``trained`` (trained here, cached), ``random`` (random init from
     ``target_seed``) or ``oracle`` (a hand-built network computing the algorithm,
@@ -34,9 +34,15 @@ class ExperimentConfig(MeasureSettings):
     ``target_options``, for tasks that build their own targets). ``component`` is what is read and
     patched at the layer: ``block_output`` (the default), or on language models
     ``attention_output``, ``mlp_output`` or ``heads:3`` / ``heads:0,5``. ``partition`` optionally gives explicit
-    coordinate blocks per variable; otherwise each variable gets
+    coordinate blocks per variable; otherwise each variable gets the measurement's
     ``intervention_size`` consecutive coordinates. ``task_options`` go to the task's factory
-    (IOI's data regime, see :func:`algorithms.ioi.ioi_pattern_task`); they enter the hash only when set.
+    (IOI's data regime, see :func:`algorithms.ioi.ioi_pattern_task`). Each field is checked here,
+    once, for its type; whether the network has the layer, or the registry the map family, is
+    checked when the run is built (:func:`~causalab.experiments.build.build_run`). A bad field raises
+    :class:`~causalab.errors.ConfigFieldError` naming it.
+
+    >>> BuildSettings(algorithm="left_equality_relation", layer=2).layer
+    2
     """
 
     algorithm: str = "both_equality_relations"
@@ -49,11 +55,6 @@ class ExperimentConfig(MeasureSettings):
     partition: dict[str, list[int]] | None = None
     target_options: dict[str, Any] = field(default_factory=dict)
     task_options: dict[str, Any] = field(default_factory=dict)
-    # an experiment's defaults differ from a score's measurement
-    n_train: int = 20_000
-    n_val: int = 2_000
-    n_test: int = 5_000
-    epochs: int = 20
 
     def __post_init__(self) -> None:
         for name in ("algorithm", "alignment", "component"):
@@ -67,7 +68,6 @@ class ExperimentConfig(MeasureSettings):
         v = self.target_seed
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ConfigFieldError("target_seed", f"must be a non-negative integer, got {v!r}")
-        super().__post_init__()
         if self.position is not None and (isinstance(self.position, bool) or not isinstance(self.position, (str, int))):
             raise ConfigFieldError("position", f"must be a token position (string or integer) or absent, got {self.position!r}")
         for name in ("target_options", "task_options"):
@@ -79,14 +79,90 @@ class ExperimentConfig(MeasureSettings):
             for var, block in self.partition.items():
                 if not isinstance(block, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in block):
                     raise ConfigFieldError(f"partition.{var}", f"must be a list of integer coordinates, got {block!r}")
-            self.partition = {k: list(v) for k, v in self.partition.items()}
+            object.__setattr__(self, "partition", {k: list(v) for k, v in self.partition.items()})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def settings(self) -> MeasureSettings:
-        """The measurement settings alone (what :func:`causalab.fit.measure.measure` reads)."""
-        return MeasureSettings(**{f.name: getattr(self, f.name) for f in fields(MeasureSettings)})
+
+BUILD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(BuildSettings))
+
+
+@dataclass(frozen=True, init=False)
+class ExperimentConfig:
+    """One run: what to build (``build``, a :class:`BuildSettings`) and how to measure it (``measure``, a
+    :class:`~causalab.fit.measure.MeasureSettings`, whose ``fit`` is how to fit the map).
+
+    It is made from flat fields, as a config file or ``--set`` gives them
+    (``ExperimentConfig(algorithm="ioi_pattern", layer=2, epochs=5)``: each goes to the part
+    that defines it, and that part checks it), or from the parts
+    (``ExperimentConfig(build=BuildSettings(...), measure=MeasureSettings(...))``); flat fields given
+    beside a part change it (``ExperimentConfig(measure=settings, seed=1)``). The parts are
+    handed on whole: :func:`~causalab.experiments.build.build_run` builds ``build``,
+    :func:`~causalab.fit.measure.measure` reads ``measure``, :func:`~causalab.fit.fitting.fit_alignment`
+    ``measure.fit``. A field reads flat too (``config.layer``, ``config.epochs``). An experiment's
+    measurement defaults to more pairs and epochs than a score's (``EXPERIMENT_DEFAULTS``).
+    ``to_dict()`` is flat and is what a results record keeps and :meth:`hash` identifies.
+
+    >>> config = ExperimentConfig(algorithm="left_equality_relation", layer=2, epochs=5)
+    >>> config.build.layer, config.measure.fit.epochs, config.n_train
+    (2, 5, 20000)
+    >>> config.replace(seed=1).fit.seed
+    1
+    """
+
+    build: BuildSettings = field(default_factory=BuildSettings)
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+
+    # an experiment's measurement defaults differ from a score's
+    EXPERIMENT_DEFAULTS: ClassVar[dict[str, Any]] = {"n_train": 20_000, "n_val": 2_000, "n_test": 5_000, "epochs": 20}
+
+    def __init__(self, build: BuildSettings | None = None, measure: MeasureSettings | None = None, **values: Any) -> None:
+        names = self.field_names()
+        for name in values:
+            if name not in names:
+                raise unknown_field(type(self).__name__, name, [*names, "build", "measure"])
+        built = {k: v for k, v in values.items() if k in BUILD_FIELDS}
+        measured = {k: v for k, v in values.items() if k not in BUILD_FIELDS}
+        for part, given, cls in (("build", build, BuildSettings), ("measure", measure, MeasureSettings)):
+            if given is not None and not isinstance(given, cls):
+                raise ConfigFieldError(part, f"must be a {cls.__name__}, got {type(given).__name__}")
+        # flat fields beside a given part change that part (what dataclasses.replace(config, seed=1) does)
+        object.__setattr__(self, "build", BuildSettings(**built) if build is None else
+                           dataclasses.replace(build, **built) if built else build)
+        object.__setattr__(self, "measure", MeasureSettings(**{**self.EXPERIMENT_DEFAULTS, **measured}) if measure is None
+                           else measure.replace(**measured) if measured else measure)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """Every flat field: what a config file, ``--set`` and a grid may name."""
+        return [*FLAT_ORDER, *BUILD_FIELDS]
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every flat field with its default (a fresh copy)."""
+        return cls().to_dict()
+
+    @property
+    def fit(self) -> FitConfig:
+        """How to fit the map (``measure.fit``)."""
+        return self.measure.fit
+
+    def __getattr__(self, name: str) -> Any:
+        """A field read flat: ``config.layer`` is ``config.build.layer``, ``config.epochs`` ``config.measure.fit.epochs``."""
+        if name in BUILD_FIELDS:
+            return getattr(self.build, name)
+        if name in MEASURE_NAMES:
+            return getattr(self.measure, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field flat: what a config file holds and a results record keeps."""
+        return {**self.measure.to_dict(), **self.build.to_dict()}
+
+    def replace(self, **changes: Any) -> ExperimentConfig:
+        """A copy with ``changes`` (flat fields) applied and checked."""
+        return type(self)(**{**self.to_dict(), **changes})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
@@ -109,6 +185,9 @@ class ExperimentConfig(MeasureSettings):
                 del data[name]
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+MEASURE_NAMES: frozenset[str] = frozenset(FLAT_ORDER) | {"torch_dtype"}
 
 
 def read_toml(path: str | os.PathLike) -> dict[str, Any]:

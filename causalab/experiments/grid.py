@@ -30,7 +30,7 @@ import copy
 import itertools
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class SweepSpec:
 
 
 def _field_names() -> set[str]:
-    return {f.name for f in fields(ExperimentConfig)}
+    return set(ExperimentConfig.field_names())
 
 
 def _check_path(path: str, where: str) -> None:

@@ -1,5 +1,5 @@
-"""Run one experiment: build the pieces a config names (:mod:`~causalab.experiments.build`), then
-measure (:func:`causalab.fit.measure.measure`): sample, prepare, fit, score."""
+"""Run one experiment: build the pieces ``config.build`` names (:mod:`~causalab.experiments.build`), then
+measure them with ``config.measure`` (:func:`causalab.fit.measure.measure_run`): sample, prepare, fit, score."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from causalab.experiments.build import build_run
 from causalab.experiments.config import ExperimentConfig
-from causalab.fit.measure import Measurement, measure
+from causalab.fit.measure import Measurement, measure_run
 from causalab.maps.saved import map_folder, save_alignment
 from causalab.runtime import RuntimeSettings
 
@@ -76,16 +76,13 @@ def run_experiment(
     causalab.errors.SiteFieldError: config field 'layer': MLP has hidden layers 1..3; layer 9 does not exist
     """
     start = time.perf_counter()
-    if not validated and config.target == "trained":
+    if not validated and config.build.target == "trained":
         build_run(config, dry=True)
     folder = map_folder(save_map) if save_map is not None else None
-    run = build_run(config)
-    result = measure(run.target, run.site, run.task, run.phi, config.settings(), partition=run.partition,
-                     progress=progress, runtime=runtime)
-    result.spec = config.alignment
-    result.config = config
+    result = measure_run(build_run(config), config.measure, progress=progress, runtime=runtime)
     if folder is not None:
-        path = folder / f"{config.hash()}.safetensors"
-        result.map_file = str(save_alignment(result.phi, path, partition=result.partition, config_hash=config.hash()))
+        key = config.hash()
+        result.map_file = str(save_alignment(result.phi, folder / f"{key}.safetensors", partition=result.partition,
+                                             config_hash=key))
     result.seconds = time.perf_counter() - start
     return result

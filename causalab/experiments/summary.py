@@ -13,7 +13,6 @@ import os
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from dataclasses import fields as dc_fields
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,7 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
 
 def varying_fields(rows: Sequence[dict[str, Any]], exclude: Iterable[str] = SEED_FIELDS) -> list[str]:
     """Config fields that take more than one value across the rows (the natural grouping)."""
-    config_names = [f.name for f in dc_fields(ExperimentConfig)]
+    config_names = ExperimentConfig.field_names()
     keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k.split(".")[0] in config_names]
     skip = set(exclude)
     return [k for k in keys if k not in skip and len({json.dumps(r.get(k), default=str) for r in rows}) > 1]

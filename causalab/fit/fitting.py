@@ -364,8 +364,8 @@ class FitConfig:
     loss: str = "task"
 
     def __post_init__(self) -> None:
-        """Every fitting setting checked here, once: a run's config hands its fitting fields to a
-        ``FitConfig`` (:meth:`MeasureSettings.fit_config`), so a bad value fails with the same
+        """Every fitting setting checked here, once: a run's config holds its fitting fields as a
+        ``FitConfig`` (``MeasureSettings.fit``), so a bad value fails with the same
         :class:`FitSettingError` naming the field, whichever way it came in."""
         for name in ("epochs", "batch_size", "patience"):
             v = getattr(self, name)
@@ -395,6 +395,11 @@ class FitConfig:
         if self.plateau_on not in PLATEAU_ON:
             raise FitSettingError("plateau_on", f"must be one of {PLATEAU_ON} (the loss reduce_on_plateau watches), "
                                   f"got {self.plateau_on!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool)
+                                           or self.max_steps < 1):
+            raise FitSettingError("max_steps", f"must be a positive integer or absent (no step budget), got {self.max_steps!r}")
+        # lr = 1 and lr = 1.0 are the same fit (and the same run, with the same hash)
+        self.lr, self.plateau_factor, self.min_delta = float(self.lr), float(self.plateau_factor), float(self.min_delta)
 
     def lr_at(self, step: int, total: int, plateau_scale: float = 1.0) -> float:
         """The learning rate of step ``step`` (0-based) of ``total``, after the plateau halvings so far."""

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import math
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from causalab.causal.counterfactual import CounterfactualDataset
 from causalab.causal.task import Task
-from causalab.errors import ConfigFieldError, DataError, PartitionError, PartitionFieldError
+from causalab.errors import ConfigError, ConfigFieldError, DataError, PartitionError, PartitionFieldError
 from causalab.fit.construct import fit_constructed, outside_pairs
 from causalab.fit.fitting import (
     FitConfig,
@@ -49,73 +48,85 @@ OUTSIDE_SEED = 1_000_003
 Pairs = tuple[CounterfactualDataset, CounterfactualDataset, CounterfactualDataset]
 
 
-def known_fields_only(cls: type) -> type:
-    """Make a dataclass refuse unknown keyword arguments with a :class:`ConfigFieldError` listing its fields.
+def unknown_field(owner: str, unknown: str, names: Iterable[str]) -> ConfigFieldError:
+    """The error for a keyword that ``owner`` does not have: it names the valid fields and the one likely meant.
 
     Python's own ``TypeError`` (``__init__() got an unexpected keyword argument 'epoch'``)
-    names neither the valid fields nor the one meant. Apply above ``@dataclass``; the class
-    is otherwise unchanged (``dataclasses.replace``, ``fields``, equality).
+    names neither.
+
+    >>> print(unknown_field("MeasureSettings", "epoch", ["epochs", "seed"]))
+    config field 'epoch': MeasureSettings has no field 'epoch' (did you mean 'epochs'?); valid fields: epochs, seed
     """
-    init = cls.__init__
-    names = [f.name for f in fields(cls) if f.init]
-
-    @functools.wraps(init)
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        unknown = [k for k in kwargs if k not in names]
-        if unknown:
-            close = difflib.get_close_matches(unknown[0], names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigFieldError(unknown[0], f"{cls.__name__} has no field(s) {unknown}{hint}; valid fields: "
-                                               f"{', '.join(sorted(names))}")
-        init(self, *args, **kwargs)
-
-    cls.__init__ = __init__
-    return cls
+    names = sorted(names)
+    close = difflib.get_close_matches(unknown, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigFieldError(unknown, f"{owner} has no field {unknown!r}{hint}; valid fields: {', '.join(names)}")
 
 
-@known_fields_only
-@dataclass
+# the fitting settings a measurement hands to its FitConfig, given flat (``MeasureSettings(epochs=5)``) or as one
+# ``fit=FitConfig(...)``; the FitConfig's seed is the measurement's own (it seeds pairs, map and batch order alike)
+FIT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(FitConfig) if f.name != "seed")
+# a measurement's fields flat, in the order records keep them (fields added later at the end)
+FLAT_ORDER: tuple[str, ...] = ("n_train", "n_val", "n_test", "intervention_size", "epochs", "batch_size", "lr", "patience",
+                               "seed", "monitor", "validate_on", "dtype", "device", "warmup_steps", "lr_schedule", "loss",
+                               "plateau_factor", "plateau_patience", "plateau_on", "val_every", "min_delta", "max_steps")
+
+
+@dataclass(frozen=True, init=False)
 class MeasureSettings:
-    """Pair counts, block size, fitting settings, seed, precision and device of one measurement.
+    """How to measure: pair counts, block size, seed, precision and device, and how to fit (``fit``, a :class:`FitConfig`).
 
-    ``seed`` seeds the pairs, the map's initialisation and the batch order.
+    ``seed`` seeds the pairs, the map's initialisation and the batch order: a given ``fit``'s
+    own seed is replaced by it.
     ``validate_on="val"`` stops early on held-out validation pairs (the usual fit);
     ``"train"`` stops on the training pairs themselves, so that nothing held out leaks
-    into the fit: what a memorisation measurement needs. ``monitor`` is what early
-    stopping watches (see :class:`causalab.FitConfig`). Invalid values raise
-    :class:`~causalab.errors.ConfigFieldError` naming the field.
+    into the fit: what a memorisation measurement needs. The fitting settings are given
+    as ``fit=FitConfig(...)`` or flat, as fields of their own (``epochs=5, lr=1e-3``:
+    the defaults are ``FitConfig``'s, except 10 epochs; beside a ``fit``, they change it), and read back as ``settings.fit.epochs``
+    (or ``settings.epochs``). Each part checks its own fields once, when it is made: a bad
+    measurement field raises :class:`~causalab.errors.ConfigFieldError`, a bad fitting field
+    :class:`~causalab.errors.FitSettingError`, both naming the field. Settings are frozen:
+    :meth:`replace` gives changed copies.
+
+    >>> s = MeasureSettings(n_train=400, epochs=5)
+    >>> s.fit.epochs, s.fit.seed, s.replace(seed=3).fit.seed
+    (5, 0, 3)
     """
 
     n_train: int = 2_000
     n_val: int = 500
     n_test: int = 2_000
     intervention_size: int = 8
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 1e-2
-    patience: int = 3
     seed: int = 0
-    monitor: str = "iia"
     validate_on: str = "val"
     dtype: str = "float32"
     device: str = "cpu"
-    # the fitting regime (see FitConfig): linear warmup over warmup_steps, then lr_schedule
-    # "constant", "cosine" or "plateau"; loss "task" (the task's own: full-vocabulary cross-entropy
-    # for IOI) or "pair" (cross-entropy between the expected and the competing token only)
-    warmup_steps: int = 0
-    lr_schedule: str = "constant"
-    loss: str = "task"
-    # "reduce_on_plateau"'s factor, patience (epochs) and watched loss; validation every val_every
-    # steps (0: once per epoch) with patience counted in checks; min_delta: what counts as a gain
-    plateau_factor: float = 0.5
-    plateau_patience: int = 10
-    plateau_on: str = "train_loss"
-    val_every: int = 0
-    min_delta: float = 1e-4
+    fit: FitConfig = field(default_factory=FitConfig)
 
-    def __post_init__(self) -> None:
+    FIT_DEFAULTS: ClassVar[dict[str, Any]] = {"epochs": 10}  # where a measurement's fit differs from FitConfig's
+
+    def __init__(self, *, fit: FitConfig | None = None, **values: Any) -> None:
+        own = [f.name for f in fields(self) if f.name != "fit"]
+        for name in values:
+            if name not in own and name not in FIT_FIELDS:
+                raise unknown_field(type(self).__name__, name, [*own, *FIT_FIELDS, "fit"])
+        flat = {k: v for k, v in values.items() if k in FIT_FIELDS}
+        for f in fields(self):
+            if f.name != "fit":
+                object.__setattr__(self, f.name, values.get(f.name, f.default))
+        self._check()
+        if fit is None:
+            fit = FitConfig(**{**self.FIT_DEFAULTS, **flat, "seed": self.seed})
+        elif not isinstance(fit, FitConfig):
+            raise ConfigFieldError("fit", f"must be a FitConfig, got {type(fit).__name__}")
+        elif flat or fit.seed != self.seed:  # flat fitting fields beside a fit change it; the measurement's seed is its
+            fit = dataclasses.replace(fit, **flat, seed=self.seed)
+        object.__setattr__(self, "fit", fit)
+
+    def _check(self) -> None:
+        """Check and normalise the measurement's own fields (the fitting ones are FitConfig's to check)."""
         if isinstance(self.dtype, torch.dtype):  # accept torch.float64 as well as "float64"
-            self.dtype = next((k for k, v in DTYPES.items() if v == self.dtype), str(self.dtype))
+            object.__setattr__(self, "dtype", next((k for k, v in DTYPES.items() if v == self.dtype), str(self.dtype)))
         for name in ("n_train", "n_val", "n_test"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -126,9 +137,6 @@ class MeasureSettings:
                 what = ("coordinates per variable: at least 1, at most the hidden width over the number of variables; "
                         "0 only where an explicit partition gives the blocks") if name == "intervention_size" else ""
                 raise ConfigFieldError(name, f"must be a non-negative integer{f' ({what})' if what else ''}, got {v!r}")
-        self.fit_config()  # the fitting fields are checked where they are defined, by FitConfig
-        # lr = 1 and lr = 1.0 are the same run, with the same hash
-        self.lr, self.plateau_factor, self.min_delta = float(self.lr), float(self.plateau_factor), float(self.min_delta)
         if self.validate_on not in VALIDATE_ON:
             raise ConfigFieldError("validate_on", f"must be one of {VALIDATE_ON}, got {self.validate_on!r}")
         if self.dtype not in DTYPES:
@@ -136,19 +144,41 @@ class MeasureSettings:
         if not isinstance(self.device, str) or not self.device.strip():
             raise ConfigFieldError("device", f"must be a non-empty string such as 'cpu' or 'cuda', got {self.device!r}")
 
+    def __getattr__(self, name: str) -> Any:
+        """A fitting setting read flat (``settings.epochs`` is ``settings.fit.epochs``)."""
+        if name in FIT_FIELDS:
+            return getattr(self.fit, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     @property
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
 
-    def fit_config(self) -> FitConfig:
-        return FitConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, patience=self.patience,
-                         seed=self.seed, monitor=self.monitor, warmup_steps=self.warmup_steps,
-                         lr_schedule=self.lr_schedule, loss=self.loss, plateau_factor=self.plateau_factor,
-                         plateau_patience=self.plateau_patience, plateau_on=self.plateau_on, val_every=self.val_every,
-                         min_delta=self.min_delta)
+    def to_dict(self) -> dict[str, Any]:
+        """Every field flat, the fitting ones included (``max_steps`` too), as a config file writes them
+        (in the order results records have always kept them)."""
+        return {name: getattr(self.fit if name in FIT_FIELDS else self, name) for name in FLAT_ORDER}
+
+    def replace(self, **changes: Any) -> MeasureSettings:
+        """A copy with ``changes`` (flat fields, fitting ones included) applied and checked."""
+        return type(self)(**{**self.to_dict(), **changes})
 
     def sizes(self) -> list[int]:
         return [self.n_train, self.n_val, self.n_test]
+
+
+@dataclass
+class Run:
+    """The built pieces of one measurement: the task bound to its network, the checked site, the map and its
+    partition (checked to fit the map). ``config`` is the experiment's config where the pieces were built from
+    one (:func:`~causalab.experiments.build_run`); :func:`measure_run` measures them without checking again."""
+
+    task: Task
+    target: Target
+    site: Site
+    phi: AlignmentMap
+    partition: Partition
+    config: Any = None
 
 
 @dataclass
@@ -275,8 +305,22 @@ def versions() -> dict[str, str]:
     return {"causalab": mine, "torch": torch.__version__, "python": platform.python_version()}
 
 
+def checked_settings(settings: Any) -> MeasureSettings:
+    """``settings`` if it is a :class:`MeasureSettings`; otherwise a :class:`~causalab.errors.ConfigError` saying what to pass.
+
+    >>> checked_settings(MeasureSettings(n_train=10)).n_train
+    10
+    """
+    if isinstance(settings, MeasureSettings):
+        return settings
+    hint = (" (an ExperimentConfig holds one: pass config.measure)" if isinstance(getattr(settings, "measure", None),
+                                                                               MeasureSettings) else "")
+    raise ConfigError(f"measurement settings must be a MeasureSettings{hint}, got {type(settings).__name__}")
+
+
 def draw_pairs(task: Task, settings: MeasureSettings, seed: int | None = None) -> Pairs:
     """Train, validation and test pairs from the task (its own split where it has one, see :meth:`Task.splits`)."""
+    settings = checked_settings(settings)
     gen = torch.Generator().manual_seed(settings.seed if seed is None else seed)
     train, val, test = task.splits(settings.sizes(), gen)
     return train, val, test
@@ -413,13 +457,10 @@ def measure(
     >>> result.test.iia, result.num_parameters
     (1.0, 0)
     """
-    start = time.perf_counter()
-    settings = settings or MeasureSettings()
-    runtime = runtime if runtime is not None else RuntimeSettings.from_env()
+    settings = checked_settings(settings or MeasureSettings())
     site = target.check_site(site)
     width = target.width(site)
-    dtype = settings.torch_dtype
-    phi = build_map(spec, width, settings.seed, dtype, settings.device)
+    phi = build_map(spec, width, settings.seed, settings.torch_dtype, settings.device)
     field = "partition" if partition is not None else "intervention_size"
     partition = check_not_empty(partition) if partition is not None else default_partition(
         task, width, settings.intervention_size)
@@ -427,6 +468,65 @@ def measure(
         partition.check_fits(phi)
     except PartitionError as exc:
         raise PartitionFieldError(field, f"map {describe_spec(spec)!r}: {exc}") from None
+    result = measure_run(Run(task, target, site, phi, partition), settings, pairs=pairs, progress=progress,
+                         runtime=runtime, outside=outside)
+    result.spec = describe_spec(spec)
+    return result
+
+
+def measure_run(
+    run: Run,
+    settings: MeasureSettings,
+    *,
+    pairs: Pairs | None = None,
+    progress: Callable[[dict], None] | None = None,
+    runtime: RuntimeSettings | None = None,
+    outside: CounterfactualDataset | None = None,
+) -> Measurement:
+    """Measure a run whose pieces are built and checked already: draw pairs, prepare them, fit ``run.phi``, score it.
+
+    What :func:`measure` does after checking its pieces, and what
+    :func:`~causalab.experiments.run_experiment` calls with the pieces
+    :func:`~causalab.experiments.build_run` built from a config: nothing is checked or built
+    twice. ``settings`` is the measurement's (``config.measure``); its ``fit`` is handed to
+    :func:`~causalab.fit.fitting.fit_alignment` whole. The other arguments are :func:`measure`'s.
+
+    Parameters
+    ----------
+    run : Run
+        The task bound to its network, the checked site, the built map and its partition
+        (checked to fit the map).
+    settings : MeasureSettings
+        Pair counts, seed, dtype, device and the fitting settings.
+    pairs : (CounterfactualDataset, CounterfactualDataset, CounterfactualDataset), optional
+        Train, validation and test pairs in place of the task's own draw.
+    progress : callable, optional
+        Receives each epoch's (or check's) record.
+    runtime : RuntimeSettings, optional
+        The LM cache's budget and dtype, compilation.
+    outside : CounterfactualDataset, optional
+        Pairs to score the map on beside the test pairs.
+
+    Returns
+    -------
+    Measurement
+        As :func:`measure`'s; its ``spec`` is the config's alignment where the run has a config.
+
+    Examples
+    --------
+    >>> import causalab as cl
+    >>> task = cl.make_task("left_equality_relation")
+    >>> oracle = cl.build_target(task, "oracle", 0)
+    >>> phi = cl.make_alignment("identity", 16)
+    >>> run = cl.Run(task, oracle, cl.Site(1), phi, cl.Partition({"V1": range(8)}, 16))
+    >>> cl.measure_run(run, cl.MeasureSettings(n_train=400, n_val=100, n_test=400, epochs=1)).test.iia
+    1.0
+    """
+    start = time.perf_counter()
+    settings = checked_settings(settings)
+    runtime = runtime if runtime is not None else RuntimeSettings.from_env()
+    target, site, task, phi, partition = run.target, run.site, run.task, run.phi, run.partition
+    dtype = settings.torch_dtype
     train_d, val_d, test_d = pairs if pairs is not None else draw_pairs(task, settings)
     kw = {"device": settings.device, "dtype": dtype, "runtime": runtime}
     train = prepare(target, site, task, train_d, **kw)
@@ -434,9 +534,9 @@ def measure(
     test = prepare(target, site, task, test_d, **kw)
     if phi.constructed:  # Theorem 1's map: built, not fitted, on every pair it is scored on (test pairs included)
         fit = fit_constructed(target, site, task, phi, partition, [(train_d, train), (val_d, val), (test_d, test)],
-                              seed=settings.seed, loss=settings.loss)
+                              seed=settings.seed, loss=settings.fit.loss)
     else:
-        fit = fit_alignment(target, site, phi, partition, task, train, val, settings.fit_config(), progress=progress)
+        fit = fit_alignment(target, site, phi, partition, task, train, val, settings.fit, progress=progress)
     test_iia = evaluate(target, site, phi, partition, task, test)
     train_iia = evaluate(target, site, phi, partition, task, train)
     outside_iia, dropped = None, 0
@@ -453,9 +553,10 @@ def measure(
             phi.construction.outside_iia = outside_iia.iia
             fit.history[0]["construction"]["outside_iia"] = outside_iia.iia
     return Measurement(
-        spec=describe_spec(spec), num_parameters=phi.num_parameters, train=train_iia, test=test_iia, fit=fit,
+        spec=run.config.build.alignment if run.config is not None else describe_spec(phi),
+        num_parameters=phi.num_parameters, train=train_iia, test=test_iia, fit=fit,
         phi=phi, partition=partition, dtype=dtype, chance=chance_level(test.labels, _changed(task, test_d)),
         network_accuracy=network_accuracy(target, site, task, test_d, test), width=partition.width, seconds=time.perf_counter() - start,
-        runtime=runtime,
+        runtime=runtime, config=run.config,
         outside=outside_iia, outside_dropped=dropped,
     )
