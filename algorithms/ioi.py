@@ -223,7 +223,7 @@ def _task(name: str, make_algorithm, sets: Sequence[tuple[str, ...]], *, disjoin
         name=name, algorithm=algorithm, encode=encoder.encode, label=_name_label(encoder),
         intervention_sets=list(sets), family=FAMILY, n_classes=len(data.VOCAB), pair_sampler=pair_sampler,
         loss=expected_name_loss, correct=logit_diff_correct, description=description, encoder=encoder,
-        build_target=models.build_target,
+        build_target=models.build_target, positions=data.POSITIONS,
     )
     if disjoint_names:
         def splits(sizes: Sequence[int], gen: torch.Generator) -> list[CounterfactualDataset]:

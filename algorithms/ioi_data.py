@@ -18,6 +18,9 @@ import torch
 
 from causalab.errors import SamplingError
 
+# the named token positions an encoded sentence marks beside its last token (``pos_s2``, ``pos_io``)
+POSITIONS = ("s2", "io")
+
 NAMES = (
     "Aaron Adam Alan Albert Alex Alice Amanda Amy Andrew Angela Anna Anne Anthony Arthur Barbara Ben Betty "
     "Bill Brian Bruce Carl Carol Caroline Catherine Charles Charlie Chris Christina Claire Daniel David Dennis "

@@ -15,6 +15,7 @@ from causalab.maps.pyvene_export import AlignmentIntervention, pyvene_interchang
 from causalab.neural.lm import LMTarget, from_pretrained, lm_config, random_lm
 from causalab.neural.resume_cache import ResumeCache
 from causalab.neural.target import Site
+from causalab.registry import make_task
 
 torch.set_num_threads(1)
 V = len(data.VOCAB)
@@ -71,7 +72,8 @@ def test_hidden_and_unpatched_logits(target):
             if layer < 2:  # transformers' last hidden state has the final norm applied; the block output has not
                 assert torch.equal(h, ref.hidden_states[layer][rows, p])
             assert (target.patched_logits(x, Site(layer, pos), h) - ref.logits[rows, x["pos_last"]]).abs().max() < 1e-6
-    assert target.width(Site(1, "last")) == 32 and len(target.sites()) == 6
+    # sites() lists "last" per layer: the other named positions are the task's (IOI's s2, io)
+    assert target.width(Site(1, "last")) == 32 and target.sites() == [Site(1, "last"), Site(2, "last")]
 
 
 @pytest.mark.parametrize("layer,pos", [(1, "last"), (2, "s2"), (1, "io")])
@@ -116,8 +118,16 @@ def test_site_validation(target):
         target.check_site(Site(3, "last"))
     with pytest.raises(SiteError, match="out of range"):
         target.hidden(x, Site(0, "last"))
-    with pytest.raises(SiteError, match="unknown token position 'verb'"):
-        target.check_site(Site(1, "verb"))
+    # a named position is the inputs' to mark: the LM takes the name, the inputs (or the task) refuse it
+    assert target.check_site(Site(1, "verb")) == Site(1, "verb")
+    with pytest.raises(SiteError, match=r"no positions for 'verb' \(expected a key 'pos_verb'\); they mark: last, s2, io") \
+            as info:
+        target.hidden(x, Site(1, "verb"))
+    assert info.value.part == "position"
+    with pytest.raises(SiteError, match="'ioi_pattern' marks no token position 'verb'"):
+        make_task("ioi_pattern").check_position("verb")
+    with pytest.raises(SiteError, match="neither a name"):
+        target.check_site(Site(1, "the verb"))
     with pytest.raises(SiteError, match="names no token position"):
         target.check_site(Site(1))
     with pytest.raises(SiteError, match="negative"):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from causalab.causal.algorithm import Algorithm, Values
 from causalab.causal.counterfactual import CounterfactualDataset, PairSampler, sample_counterfactuals
-from causalab.errors import UnknownNodeError
+from causalab.errors import SiteError, UnknownNodeError
 
 
 def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -45,6 +45,9 @@ class Task:
       ``build_target(kind, seed, *, dtype, dry, **options)``; ``dry=True`` asks for a network
       of the same architecture without training it (what validation reads widths and sites
       from). When set, it replaces the MLP builders.
+    - ``positions``: the named token positions its language-model encoding marks (an input key
+      ``pos_<name>`` per name; IOI: ``s2``, ``io``), where a site may sit beside ``"last"`` and
+      integer indices (:meth:`check_position`).
 
     Its data:
 
@@ -78,6 +81,7 @@ class Task:
     counterfactual_splits: Splits | None = None
     ood_split: Splits | None = None
     control_of: dict[str, Any] | None = None
+    positions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.intervention_sets = [((s,) if isinstance(s, str) else tuple(s)) for s in self.intervention_sets]
@@ -90,6 +94,23 @@ class Task:
                         f"(inputs: {', '.join(self.algorithm.inputs)})")
         if self.output is None:
             self.output = self.algorithm.output
+
+    def check_position(self, position: str | int | None, known: Sequence[str] = ()) -> None:
+        """Raise :class:`~causalab.errors.SiteError` (part ``"position"``) for a named token position
+        this task's inputs do not mark; ``"last"``, an integer and ``None`` are the network's to check,
+        and so are the names in ``known`` (the network's own, :attr:`LMTarget.positions`).
+
+        >>> from causalab.registry import make_task
+        >>> make_task("ioi_pattern").check_position("s2")
+        >>> make_task("ioi_pattern").check_position("s3")
+        Traceback (most recent call last):
+        ...
+        causalab.errors.SiteError: 'ioi_pattern' marks no token position 's3'; its named positions: last, s2, io (or an index >= 0)
+        """
+        if isinstance(position, str) and position != "last" and position not in (*self.positions, *known):
+            names = ", ".join(["last", *self.positions])
+            raise SiteError(f"{self.name!r} marks no token position {position!r}; its named positions: {names} "
+                            "(or an index >= 0)", "position")
 
     @property
     def variables(self) -> list[str]:

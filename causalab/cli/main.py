@@ -60,7 +60,7 @@ SCALAR_OPTIONS = (
 )
 CONFIG_DEFAULTS = ExperimentConfig.defaults()
 SCALAR_HELP = {
-    "--position": "token position for language models: last, s2, io or an index",
+    "--position": "token position for language models: last, an index, or a name the task marks (IOI: s2, io)",
     "--lr-schedule": "constant (default), cosine, plateau (halved per check without improvement) or "
                      "reduce_on_plateau (PyTorch's ReduceLROnPlateau on the epoch's training loss)",
     "--val-every": "validate every N steps, patience counted in checks (default 0: once per epoch)",

@@ -48,6 +48,7 @@ def build_run(config: ExperimentConfig, *, dry: bool = False, targets: dict[str,
     task = task.for_target(target)
     try:
         site = target.check_site(Site(what.layer, what.position, what.component))
+        task.check_position(site.position, target.positions)
     except SiteError as exc:
         raise field_error(exc.part or "layer", exc) from None
     width = target.width(site)

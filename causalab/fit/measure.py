@@ -459,6 +459,7 @@ def measure(
     """
     settings = checked_settings(settings or MeasureSettings())
     site = target.check_site(site)
+    task.check_position(site.position, target.positions)
     width = target.width(site)
     phi = build_map(spec, width, settings.seed, settings.torch_dtype, settings.device)
     field = "partition" if partition is not None else "intervention_size"

@@ -1,8 +1,9 @@
 """Hugging Face causal LMs as targets: residual-stream sites at named token positions.
 
 Network inputs are a tensor of token ids or a mapping with ``input_ids`` and, per
-named position ``p``, a ``(B,)`` tensor ``pos_p`` (``pos_last``, ``pos_s2``, ``pos_io``
-for IOI). Sequences are right-padded and run *without* an attention mask: under
+named position ``p``, a ``(B,)`` tensor ``pos_p``. ``last`` needs none (the last real
+token); the other names are the task's (:attr:`causalab.Task.positions`: IOI marks
+``pos_s2`` and ``pos_io``). Sequences are right-padded and run *without* an attention mask: under
 causal attention, padding after a token cannot change it, so every real position
 is exact and batches need no mask logic.
 
@@ -48,7 +49,7 @@ ENGINES = ("hook", "pyvene")
 SIZES: dict[str, tuple[int, int, int, int]] = {
     "tiny": (2, 32, 4, 128),
     "small": (2, 64, 4, 256),
-    "4x128": (4, 128, 4, 512),  # the 14m width at 4 layers: the deeper model trained here on IOI
+    "4x128": (4, 128, 4, 512),  # the 14m width at 4 layers
     "14m": (6, 128, 4, 512),
     "31m": (6, 256, 8, 1024),
     "70m": (6, 512, 8, 2048),
@@ -57,7 +58,7 @@ SIZES: dict[str, tuple[int, int, int, int]] = {
     "1b": (16, 2048, 8, 8192),
     "1.4b": (24, 2048, 16, 8192),
 }
-POSITIONS = ("last", "s2", "io")
+POSITIONS = ("last",)  # named positions every LM input has; a task's encoding marks more (Task.positions)
 
 
 class _Stop(Exception):
@@ -116,7 +117,10 @@ def _find_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
 
 
 class LMTarget(Target):
-    """A frozen causal LM. Sites: block outputs (residual stream) of layers 1..L at a token position."""
+    """A frozen causal LM. Sites: block outputs (residual stream) of layers 1..L at a token position.
+
+    A position is ``"last"``, an index, or a name the inputs mark (``pos_<name>``, see the
+    module); ``positions`` are the named ones :meth:`sites` lists."""
 
     def __init__(self, model: nn.Module, tokenizer: Any = None, *, engine: str = "hook",
                  positions: Sequence[str] = POSITIONS) -> None:
@@ -177,10 +181,11 @@ class LMTarget(Target):
             raise SiteError(f"layer {site.layer!r} is out of range: this LM has layers 1..{self.n_layers}", "layer")
         pos = site.position
         if pos is None:
-            raise SiteError(f"site {site} names no token position; use one of {list(self.positions)} or an int",
-                            "position")
-        if isinstance(pos, bool) or not (isinstance(pos, int) or pos in self.positions):
-            raise SiteError(f"unknown token position {pos!r}; valid: {list(self.positions)} or an int >= 0", "position")
+            raise SiteError(f"site {site} names no token position; use 'last', a position the task's inputs mark "
+                            "(Task.positions) or an int", "position")
+        if isinstance(pos, bool) or not (isinstance(pos, int) or (isinstance(pos, str) and pos.isidentifier())):
+            raise SiteError(f"token position {pos!r} is neither a name ('last', or one the task's inputs mark, "
+                            "such as IOI's 's2') nor an int >= 0", "position")
         if isinstance(pos, int) and pos < 0:
             raise SiteError(f"token position {pos} is negative; give an index >= 0 or 'last'", "position")
         try:
@@ -271,7 +276,10 @@ class LMTarget(Target):
             if isinstance(inputs, Mapping) and "attention_mask" in inputs:
                 return inputs["attention_mask"].long().sum(1) - 1
             return torch.full((b,), t - 1, dtype=torch.long, device=ids.device)
-        raise SiteError(f"the inputs carry no positions for {position!r} (expected a key {key!r})")
+        marked = ["last", *(k[4:] for k in inputs if k.startswith("pos_") and k != "pos_last")] \
+            if isinstance(inputs, Mapping) else ["last"]
+        raise SiteError(f"the inputs carry no positions for {position!r} (expected a key {key!r}); they mark: "
+                        f"{', '.join(marked)} (or give an index)", "position")
 
     # --- running --------------------------------------------------------------------
     def hidden(self, inputs: Any, site: Site, resume: ResumeCache | None = None) -> torch.Tensor:

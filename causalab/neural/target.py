@@ -42,7 +42,11 @@ class Target(nn.Module):
     ``site`` replaced by ``h`` and returns the logits the task scores. A target whose
     :meth:`resume_cache` returns a cache also takes it, rows as ``inputs``, as the
     keyword ``resume`` of both (the fitting code passes it only when there is one).
+    ``positions`` are the named token positions the network itself knows (none for an MLP;
+    ``"last"`` for a language model); a task marks its own (:attr:`causalab.Task.positions`).
     """
+
+    positions: tuple[str, ...] = ()
 
     def sites(self) -> list[Site]:  # pragma: no cover - abstract
         raise NotImplementedError
