@@ -20,7 +20,6 @@ rerun resumes: selectivity against a control algorithm, out-of-distribution IIA
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ from typing import Any
 from causalab.dilemma.figures import scores_figure
 from causalab.errors import CausalabError
 from causalab.experiments.build import build_run
-from causalab.experiments.config import ExperimentConfig
+from causalab.experiments.config import ExperimentConfig, stable_hash
 from causalab.experiments.report import format_table
 from causalab.experiments.store import ResultStore
 from causalab.experiments.summary import write_csv
@@ -207,10 +206,6 @@ def _key(kind: str, group: Group, spec: str, settings: dict[str, Any]) -> dict[s
             **({"task_options": c.task_options} if c.task_options else {})}  # set only where a run has them
 
 
-def _hash(key: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def measure_extras(group: Group, plan: ScorePlan, store: ResultStore) -> None:
     """The fits the records lack, on the group's real network; cached in ``store`` by what they measure."""
     c = group.config
@@ -229,7 +224,7 @@ def measure_extras(group: Group, plan: ScorePlan, store: ResultStore) -> None:
     built: dict[str, Any] = {}
     for kind, spec, settings in jobs:
         key = _key(kind, group, spec, settings)
-        h = _hash(key)
+        h = stable_hash(key)
         if h not in cached:
             try:
                 result = _measure(kind, spec, settings, c, built)

@@ -183,8 +183,17 @@ class ExperimentConfig:
         for name, default in HASHED_WHEN_SET.items():  # fields added later: old runs keep their hash
             if data[name] == default:
                 del data[name]
-        text = json.dumps(data, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return stable_hash(data)
+
+
+def stable_hash(data: dict[str, Any]) -> str:
+    """The one hash of a record's key: 16 hex digits of the SHA-256 of its sorted JSON (what
+    :meth:`ExperimentConfig.hash` returns for a config's flat fields, and the dilemma's extra fits for theirs).
+
+    >>> stable_hash({"b": 1, "a": [2]}) == stable_hash({"a": [2], "b": 1})
+    True
+    """
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 MEASURE_NAMES: frozenset[str] = frozenset(FLAT_ORDER) | {"torch_dtype"}
