@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 import os
 import signal
@@ -19,7 +18,7 @@ from causalab.cli.progress import RunProgress, StepLines
 from causalab.dilemma import EXPERIMENTS
 from causalab.errors import CausalabError
 from causalab.experiments.config import ExperimentConfig
-from causalab.experiments.grid import load_sweep
+from causalab.experiments.grid import expand_grid, load_sweep
 from causalab.experiments.report import CHANCE_MARK, format_table, with_chance_note
 from causalab.experiments.runner import run_experiment
 from causalab.experiments.store import ResultStore
@@ -200,20 +199,16 @@ def _key_values(items: Sequence[str], flag: str) -> dict:
 
 
 def _grid_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
-    algorithms = _split(args.algorithm or [DEFAULT_ALGORITHMS])
-    alignments = _split(args.alignment or ["identity", "rotation"])
-    targets = _split(args.target or ["trained", "random"])
-    layers = _ints(args.layer or ["1"], "layer")
-    seeds = _ints(args.seed or ["0"], "seed")
-    scalars = _overrides(args)  # the rest keep the config's defaults
+    """The command line's grid, expanded as a sweep file's is: each seed seeds both the network and the fit."""
+    base = _overrides(args)  # the rest keep the config's defaults
     if args.target_option:
-        scalars["target_options"] = _key_values(args.target_option, "--target-option")
+        base["target_options"] = _key_values(args.target_option, "--target-option")
     if args.task_option:
-        scalars["task_options"] = _key_values(args.task_option, "--task-option")
-    return [
-        ExperimentConfig(algorithm=alg, alignment=al, target=tg, target_seed=sd, layer=ly, seed=sd, **scalars)
-        for alg, tg, ly, al, sd in itertools.product(algorithms, targets, layers, alignments, seeds)
-    ]
+        base["task_options"] = _key_values(args.task_option, "--task-option")
+    grid = {"algorithm": _split(args.algorithm or [DEFAULT_ALGORITHMS]), "target": _split(args.target or ["trained", "random"]),
+            "layer": _ints(args.layer or ["1"], "layer"), "alignment": _split(args.alignment or ["identity", "rotation"]),
+            "seed, target_seed": [[s, s] for s in _ints(args.seed or ["0"], "seed")]}
+    return expand_grid(base, grid)
 
 
 def _file_configs(args: argparse.Namespace) -> list[ExperimentConfig]:
