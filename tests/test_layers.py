@@ -11,10 +11,10 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("causalab", "algorithms", "alignments")

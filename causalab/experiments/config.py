@@ -6,10 +6,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
-
-import tomllib
 
 from causalab.errors import ConfigError, ConfigFieldError
 from causalab.fit.fitting import FitConfig

@@ -17,7 +17,7 @@ import platform
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import torch
@@ -266,7 +266,7 @@ class Measurement:
             "n_val": cfg.n_val,
             "n_test": cfg.n_test,
             "seconds": self.seconds,
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": versions(),
             **({"runtime": self.runtime.to_record()} if self.runtime is not None else {}),
             **({"map_file": self.map_file} if self.map_file is not None else {}),
