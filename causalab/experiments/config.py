@@ -92,7 +92,7 @@ class ExperimentConfig:
     """One run: what to build (``build``, a :class:`BuildSettings`) and how to measure it (``measure``, a
     :class:`~causalab.fit.measure.MeasureSettings`, whose ``fit`` is how to fit the map).
 
-    It is made from flat fields, as a config file or ``--set`` gives them
+    It is made from flat fields, as a config file or the command line gives them
     (``ExperimentConfig(algorithm="ioi_pattern", layer=2, epochs=5)``: each goes to the part
     that defines it, and that part checks it), or from the parts
     (``ExperimentConfig(build=BuildSettings(...), measure=MeasureSettings(...))``); flat fields given
@@ -134,7 +134,7 @@ class ExperimentConfig:
 
     @classmethod
     def field_names(cls) -> list[str]:
-        """Every flat field: what a config file, ``--set`` and a grid may name."""
+        """Every flat field: what a config file, a command-line option and a grid may name."""
         return [*FLAT_ORDER, *BUILD_FIELDS]
 
     @classmethod
