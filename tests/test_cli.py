@@ -89,3 +89,13 @@ def test_a_plugin_module_in_the_working_folder_is_found_without_pythonpath(tmp_p
     finally:
         sys.modules.pop("my_cwd_plugin", None)
     assert "cwd_plugin_equality" in capsys.readouterr().out
+
+
+def test_every_scalar_config_field_has_an_option_of_its_own():
+    import causalab as cl
+    from causalab.cli.main import NOT_SCALAR, SCALAR_OPTIONS, _field, build_parser
+
+    flags = {_field(flag) for flag, _ in SCALAR_OPTIONS}
+    assert flags | set(NOT_SCALAR) == set(cl.ExperimentConfig.field_names())
+    args = build_parser().parse_args(["run", "--max-steps", "7", "--plateau-factor", "0.25", "--validate-on", "train"])
+    assert (args.max_steps, args.plateau_factor, args.validate_on) == (7, 0.25, "train")

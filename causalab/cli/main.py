@@ -56,13 +56,27 @@ SCALAR_OPTIONS = (
     ("--warmup-steps", int),
     ("--lr-schedule", str),
     ("--val-every", int),
+    ("--min-delta", float),
+    ("--max-steps", int),
+    ("--loss", str),
+    ("--validate-on", str),
+    ("--plateau-factor", float),
+    ("--plateau-patience", int),
+    ("--plateau-on", str),
 )
+# config fields without an option of their own: the grid's (options above), the tables (--target-option,
+# --task-option; a partition only in a file), and the two with choices (--dtype, --device)
+NOT_SCALAR = ("algorithm", "alignment", "target", "layer", "seed", "target_seed", "partition", "target_options",
+              "task_options", "dtype", "device")
 CONFIG_DEFAULTS = ExperimentConfig.defaults()
 SCALAR_HELP = {
     "--position": "token position for language models: last, an index, or a name the task marks (IOI: s2, io)",
     "--lr-schedule": "constant (default), cosine, plateau (halved per check without improvement) or "
                      "reduce_on_plateau (PyTorch's ReduceLROnPlateau on the epoch's training loss)",
     "--val-every": "validate every N steps, patience counted in checks (default 0: once per epoch)",
+    "--max-steps": "stop fitting after N steps (default: no step budget)",
+    "--loss": "task (default: the task's own loss) or pair (cross-entropy between the two label tokens)",
+    "--validate-on": "val (default: stop early on held-out pairs) or train (nothing held out enters the fit)",
     "--component": "what is read and patched at the layer: block_output (default); on language models also "
                    "attention_output, mlp_output, heads:3 or heads:0,5",
 }
