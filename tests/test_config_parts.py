@@ -176,3 +176,10 @@ def test_a_whole_config_given_as_measurement_settings_says_to_pass_its_measure_p
     target = cl.build_target(task, "random", 0)
     with pytest.raises(cl.errors.ConfigError, match=r"pass config\.measure"):
         cl.measure(target, cl.Site(1), task, "rotation", cl.ExperimentConfig(**SMALL))
+
+
+def test_a_config_prints_as_the_call_that_makes_it():
+    config = cl.ExperimentConfig(algorithm="ioi_pattern", layer=2, epochs=5, target_options={"size": "tiny"})
+    assert repr(config) == "ExperimentConfig(epochs=5, algorithm='ioi_pattern', layer=2, target_options={'size': 'tiny'})"
+    assert eval(repr(config), {"ExperimentConfig": cl.ExperimentConfig}) == config
+    assert repr(cl.ExperimentConfig()) == "ExperimentConfig()"

@@ -108,6 +108,8 @@ class ExperimentConfig:
     (2, 5, 20000)
     >>> config.replace(seed=1).fit.seed
     1
+    >>> config
+    ExperimentConfig(epochs=5, algorithm='left_equality_relation', layer=2)
     """
 
     build: BuildSettings = field(default_factory=BuildSettings)
@@ -155,6 +157,13 @@ class ExperimentConfig:
             return getattr(self.measure, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def __repr__(self) -> str:
+        """The flat fields set away from their defaults, as the call that makes the config again."""
+        if not _DEFAULTS:
+            _DEFAULTS.update(ExperimentConfig().to_dict())
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if v != _DEFAULTS[k])
+        return f"{type(self).__name__}({changed})"
+
     def to_dict(self) -> dict[str, Any]:
         """Every field flat: what a config file holds and a results record keeps."""
         return {**self.measure.to_dict(), **self.build.to_dict()}
@@ -195,6 +204,7 @@ def stable_hash(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+_DEFAULTS: dict[str, Any] = {}  # every field's default, filled on the first repr
 MEASURE_NAMES: frozenset[str] = frozenset(FLAT_ORDER) | {"torch_dtype"}
 
 
