@@ -17,7 +17,7 @@ from causalab.causal.task import Task
 from causalab.errors import CausalabError, ConfigFieldError, PartitionError, SiteError, field_error
 from causalab.experiments.config import BuildSettings, ExperimentConfig
 from causalab.fit.measure import MeasureSettings, Run
-from causalab.maps.intervene import Partition, check_not_empty, default_partition
+from causalab.maps.intervene import task_partition
 from causalab.maps.spec import AlignmentSpec, build_map
 from causalab.neural.build import build_target
 from causalab.neural.target import Site, Target
@@ -58,7 +58,7 @@ def build_run(config: ExperimentConfig, *, dry: bool = False, targets: dict[str,
         raise field_error("alignment", exc, f"{what.alignment!r} at hidden width {width}: {exc}") from None
     field = "partition" if what.partition is not None else "intervention_size"
     try:
-        partition = _partition(what.partition, how.intervention_size, task, width)
+        partition = task_partition(task, width, how.intervention_size, what.partition)
         partition.check_fits(phi)
     except PartitionError as exc:
         raise field_error(field, exc) from None
@@ -78,14 +78,3 @@ def _target(what: BuildSettings, how: MeasureSettings, task: Task, dry: bool, ta
         targets[key] = target
     return target
 
-
-def _partition(blocks: dict[str, list[int]] | None, size: int, task: Task, width: int) -> Partition:
-    if blocks is None:
-        return default_partition(task, width, size)
-    missing = [v for v in task.variables if v not in blocks]
-    if missing:
-        raise PartitionError(f"no block for variable(s) {missing} of {task.name!r} (variables: {task.variables})")
-    extra = [v for v in blocks if v not in task.variables]
-    if extra:
-        raise PartitionError(f"{task.name!r} has no variable(s) {extra} (variables: {task.variables})")
-    return check_not_empty(Partition(blocks, width))

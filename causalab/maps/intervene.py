@@ -238,6 +238,32 @@ def default_partition(task: Task, width: int, size: int) -> Partition:
         raise PartitionFieldError("intervention_size", f"task {task.name!r}: {exc}; {valid}") from None
 
 
+def task_partition(task: Task, width: int, size: int, blocks: Mapping[str, Sequence[int]] | None = None) -> Partition:
+    """The partition of a run: ``blocks`` (one list of coordinates per intervened variable of ``task``)
+    where given, else :func:`default_partition`'s ``size`` consecutive coordinates per variable.
+
+    Raises :class:`~causalab.errors.PartitionError` for blocks that miss a variable or name one the
+    task does not have, and for blocks that are all empty.
+
+    >>> from causalab.registry import make_task
+    >>> task_partition(make_task("both_equality_relations"), 16, 4).blocks
+    {'V1': (0, 1, 2, 3), 'V2': (4, 5, 6, 7)}
+    >>> task_partition(make_task("both_equality_relations"), 16, 4, {"V1": [0]})
+    Traceback (most recent call last):
+    ...
+    causalab.errors.PartitionError: no block for variable(s) ['V2'] of 'both_equality_relations' (variables: ['V1', 'V2'])
+    """
+    if blocks is None:
+        return default_partition(task, width, size)
+    missing = [v for v in task.variables if v not in blocks]
+    if missing:
+        raise PartitionError(f"no block for variable(s) {missing} of {task.name!r} (variables: {task.variables})")
+    extra = [v for v in blocks if v not in task.variables]
+    if extra:
+        raise PartitionError(f"{task.name!r} has no variable(s) {extra} (variables: {task.variables})")
+    return check_not_empty(Partition(blocks, width))
+
+
 def check_not_empty(partition: Partition) -> Partition:
     """Refuse a partition whose every block is empty: no interchange would change anything, nothing could be fitted."""
     if partition.blocks and not any(partition.blocks.values()):
