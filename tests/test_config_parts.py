@@ -29,6 +29,7 @@ def test_flat_fields_go_to_the_part_that_defines_them():
     assert config.measure.seed == 4 and config.fit.seed == 4  # the measurement's seed is the fit's
     assert (config.layer, config.n_train, config.lr, config.torch_dtype) == (2, 100, 0.5, torch.float32)  # flat reads
     assert config.n_val == 2_000 and config.epochs == 20  # an experiment's defaults
+    assert {"layer", "epochs", "torch_dtype", "build", "replace"} <= set(dir(config)) and "lr" in dir(config.measure)
     assert cl.MeasureSettings().n_val == 500 and cl.MeasureSettings().fit.epochs == 10  # a score's
 
 

@@ -157,6 +157,9 @@ class ExperimentConfig:
             return getattr(self.measure, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def __dir__(self) -> list[str]:  # the flat fields too, for completion
+        return sorted({*super().__dir__(), *BUILD_FIELDS, *MEASURE_NAMES})
+
     def __repr__(self) -> str:
         """The flat fields set away from their defaults, as the call that makes the config again."""
         if not _DEFAULTS:

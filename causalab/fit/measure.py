@@ -150,6 +150,9 @@ class MeasureSettings:
             return getattr(self.fit, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    def __dir__(self) -> list[str]:  # the flat fitting fields too, for completion
+        return sorted({*super().__dir__(), *FIT_FIELDS})
+
     @property
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
