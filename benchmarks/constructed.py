@@ -114,7 +114,7 @@ def scores(run, spec: str, settings: cl.MeasureSettings) -> dict:
              ("algorithm", control_algorithm_selectivity, dict(target=run.target, control_seeds=(0, 1))))
     for kind, score, kw in kinds:
         try:
-            result = score(run.task, spec, run.site, config=settings, **kw)
+            result = score(run.task, spec, run.site, settings=settings, **kw)
         except cl.CausalabError as exc:  # e.g. no intermediate variable to replace
             out[f"selectivity_{kind}"] = f"not measured: {exc}"
             continue

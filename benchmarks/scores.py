@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     for name, net in networks.items():
         for spec in specs:
             ood = sc.ood_iia(net, site, task, spec, cfg)
-            sel = sc.control_algorithm_selectivity(task, spec, site, target=net, control_seeds=args.seeds, config=cfg)
+            sel = sc.control_algorithm_selectivity(task, spec, site, target=net, control_seeds=args.seeds, settings=cfg)
             m = ood.measurement
             rows.append([name, spec, str(m.num_parameters), f"{m.train_iia:.3f}", ci(ood.in_distribution.overall),
                          ci(ood.out_of_distribution.overall), f"{sel.real_score.accuracy:.3f}",
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     # 2. selectivity against random-init networks
     rows, rec = [], []
     for spec in specs:
-        s = sc.random_network_selectivity(task, spec, site, target=networks["trained"], control_seeds=args.seeds, config=cfg)
+        s = sc.random_network_selectivity(task, spec, site, target=networks["trained"], control_seeds=args.seeds, settings=cfg)
         rows.append([spec, ci(s.real_score), ci(sc.pooled(s.control_scores)), str(s.difference)])
         rec.append({"spec": spec, **s.to_dict()})
     records["random_network"] = rec
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     # 3. complexity frontier
     fspecs = available(args.frontier_specs)
     comp = sc.frontier_gap(task, fspecs, site, target=networks["trained"], control_seeds=args.seeds,
-                           threshold=args.threshold, config=cfg)
+                           threshold=args.threshold, settings=cfg)
     records["frontier"] = comp.to_dict()
     rows = []
     for k, spec in enumerate(fspecs):

@@ -87,9 +87,9 @@ def test_selectivity_is_zero_against_random_networks_and_control_algorithms():
     task, target, site, _, _ = mlp_setup()
     settings = cl.MeasureSettings(n_train=100, n_val=50, n_test=100, intervention_size=4)
     networks = random_network_selectivity(task, "constructed", site, target=target, control_seeds=(1,),
-                                                    config=settings)
+                                                    settings=settings)
     algorithms = control_algorithm_selectivity(task, "constructed", site, target=target, control_seeds=(0,),
-                                                         config=settings)
+                                                         settings=settings)
     for score in (networks, algorithms):
         assert score.real.test_iia == 1.0 and all(c.test_iia == 1.0 for c in score.controls)
         assert score.estimate == 0.0 and score.interval[0] < 0 < score.interval[1]

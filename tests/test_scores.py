@@ -96,10 +96,10 @@ def test_control_algorithm_names_what_cannot_be_replaced(task):
 
 # --- selectivity ------------------------------------------------------------------------------------
 def test_oracle_is_selective_against_both_controls(task, oracle):
-    net = sc.random_network_selectivity(task, "identity", SITE, target=oracle, control_seeds=(0, 1), config=SMALL)
+    net = sc.random_network_selectivity(task, "identity", SITE, target=oracle, control_seeds=(0, 1), settings=SMALL)
     assert net.real_score.accuracy == 1.0
     assert net.interval[0] > 0.35
-    alg = sc.control_algorithm_selectivity(task, "identity", SITE, target=oracle, control_seeds=(0,), config=SMALL)
+    alg = sc.control_algorithm_selectivity(task, "identity", SITE, target=oracle, control_seeds=(0,), settings=SMALL)
     assert alg.variable == "V1" and alg.real_score.accuracy == 1.0
     assert alg.real_score.n < SMALL.n_test  # only the sets that intervene on V1 are scored
     assert alg.interval[0] > 0.35
@@ -107,9 +107,9 @@ def test_oracle_is_selective_against_both_controls(task, oracle):
 
 
 def test_random_network_is_not_selective(task, random_net):
-    net = sc.random_network_selectivity(task, "identity", SITE, target=random_net, control_seeds=(1, 2), config=SMALL)
+    net = sc.random_network_selectivity(task, "identity", SITE, target=random_net, control_seeds=(1, 2), settings=SMALL)
     assert abs(net.estimate) < 0.1
-    alg = sc.control_algorithm_selectivity(task, "identity", SITE, target=random_net, control_seeds=(0,), config=SMALL)
+    alg = sc.control_algorithm_selectivity(task, "identity", SITE, target=random_net, control_seeds=(0,), settings=SMALL)
     lo, hi = alg.interval
     assert abs(alg.estimate) < 0.1 and lo < 0 < hi
 
@@ -157,7 +157,7 @@ def test_ood_split_is_taken_from_the_task_or_the_argument(task, oracle):
 def test_frontier_on_the_oracle_starts_at_zero_parameters(task, oracle):
     cfg = cl.MeasureSettings(n_train=200, n_val=100, n_test=500, epochs=1)
     comp = sc.frontier_gap(task, ["identity", "rotation"], SITE, target=oracle, control_seeds=(0,),
-                           threshold=0.9, config=cfg)
+                           threshold=0.9, settings=cfg)
     assert comp.real_complexity == 0
     assert comp.real.pareto()[0].spec == "identity" and comp.real.pareto()[0].test_iia == 1.0
     assert comp.control_complexity is None and math.isinf(comp.gap)
@@ -210,8 +210,8 @@ def test_random_controls_share_the_targets_options_and_a_mismatch_is_named():
     site = cl.Site(1, "last")
     settings = cl.MeasureSettings(n_train=32, n_val=16, n_test=32, epochs=1, batch_size=16, intervention_size=4)
     result = random_network_selectivity(task, "rotation", site, target="random", target_seed=5, control_seeds=(1,),
-                                        config=settings, target_options={"size": "tiny"})
+                                        settings=settings, target_options={"size": "tiny"})
     assert result.real.width == result.controls[0].width == 32  # the tiny shape, not the default size
     built = cl.build_target(task, "random", 5, size="tiny")
     with pytest.raises(ScoreError, match="give the target's target_options"):
-        random_network_selectivity(task, "rotation", site, target=built, control_seeds=(1,), config=settings)
+        random_network_selectivity(task, "rotation", site, target=built, control_seeds=(1,), settings=settings)

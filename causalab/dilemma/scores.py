@@ -246,7 +246,7 @@ def _measure(kind: str, spec: str, settings: dict[str, Any], c: ExperimentConfig
     measured = MeasureSettings(**settings["probe"])  # the key keeps its name: it is part of the cached hashes
     if kind == "control_algorithm":
         return control_algorithm_selectivity(task, spec, site, target=target, control_seeds=settings["control_seeds"],
-                                             config=measured).to_dict()
+                                             settings=measured).to_dict()
     if kind == "ood":
         return ood_iia(target, site, task, spec, measured).to_dict()
     return [p.to_dict() for p in sample_efficiency(target, site, task, spec, settings["sizes"], measured)]

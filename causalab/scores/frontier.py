@@ -64,7 +64,7 @@ def complexity_frontier(
     site: Site,
     task: Task,
     specs: Sequence[str],
-    config: MeasureSettings | None = None,
+    settings: MeasureSettings | None = None,
     *,
     pairs: Pairs | None = None,
     label: str = "",
@@ -72,9 +72,9 @@ def complexity_frontier(
     """Fit every map in ``specs`` on the same pairs and collect (complexity, IIA)."""
     if not specs:
         raise ScoreError("complexity_frontier: no alignment specs; give e.g. ['identity', 'rotation', 'revnet:blocks=2']")
-    config = config or MeasureSettings()
-    pairs = pairs if pairs is not None else draw_pairs(task, config)
-    return Frontier(label, [measure(target, site, task, spec, config, pairs=pairs) for spec in specs])
+    settings = settings or MeasureSettings()
+    pairs = pairs if pairs is not None else draw_pairs(task, settings)
+    return Frontier(label, [measure(target, site, task, spec, settings, pairs=pairs) for spec in specs])
 
 
 @dataclass
@@ -134,7 +134,7 @@ def frontier_gap(
     control_seeds: Sequence[int] = (0, 1, 2),
     threshold: float = 0.9,
     criterion: str = "iia",
-    config: MeasureSettings | None = None,
+    settings: MeasureSettings | None = None,
     target_options: Mapping[str, Any] | None = None,
 ) -> FrontierComparison:
     """Frontiers on ``target`` and on random-init networks (one per control seed), on the same pairs.
@@ -145,13 +145,13 @@ def frontier_gap(
         raise ScoreError(f"frontier_gap: threshold is an IIA in [0, 1], got {threshold!r}")
     if criterion not in CRITERIA:
         raise ScoreError(f"frontier_gap: criterion must be one of {CRITERIA}, got {criterion!r}")
-    config = config or MeasureSettings()
-    pairs = draw_pairs(task, config)
-    network = build_network(task, target, target_seed, config, target_options)
+    settings = settings or MeasureSettings()
+    pairs = draw_pairs(task, settings)
+    network = build_network(task, target, target_seed, settings, target_options)
     label = target if isinstance(target, str) else type(target).__name__
-    real = complexity_frontier(network, site, task, specs, config, pairs=pairs, label=label)
+    real = complexity_frontier(network, site, task, specs, settings, pairs=pairs, label=label)
     controls = [
-        complexity_frontier(c, site, task, specs, config, pairs=pairs, label=f"random{s}")
-        for s, c in zip(control_seeds, random_controls(task, network, site, control_seeds, config, target_options))
+        complexity_frontier(c, site, task, specs, settings, pairs=pairs, label=f"random{s}")
+        for s, c in zip(control_seeds, random_controls(task, network, site, control_seeds, settings, target_options))
     ]
     return FrontierComparison(real, controls, threshold, criterion)

@@ -165,7 +165,7 @@ def ood_iia(
     site: Site,
     task: Task,
     spec: str | AlignmentMap,
-    config: MeasureSettings | None = None,
+    settings: MeasureSettings | None = None,
     *,
     split: SplitFn | None = None,
 ) -> OODResult:
@@ -178,23 +178,23 @@ def ood_iia(
     (``out_of_distribution``: its fixed map's IIA, about chance). Building it on the
     out-of-distribution pairs would score it 1.0 there and say nothing.
     """
-    config = config or MeasureSettings()
+    settings = settings or MeasureSettings()
     split = resolve_split(task, split)
-    gen = torch.Generator().manual_seed(config.seed)
-    parts = split([config.n_train, config.n_val + config.n_test, config.n_test], gen)
+    gen = torch.Generator().manual_seed(settings.seed)
+    parts = split([settings.n_train, settings.n_val + settings.n_test, settings.n_test], gen)
     if len(parts) != 3:
         raise ScoreError(f"the split function for {task.name!r} returned {len(parts)} datasets; expected [train, val, test]")
     train, held_in, test_out = parts
-    if len(held_in) < config.n_val + config.n_test:
+    if len(held_in) < settings.n_val + settings.n_test:
         raise ScoreError(
             f"the split function for {task.name!r} returned {len(held_in)} validation pairs; "
-            f"asked for {config.n_val + config.n_test}"
+            f"asked for {settings.n_val + settings.n_test}"
         )
-    val, test_in = held_in.split([config.n_val, config.n_test])
+    val, test_in = held_in.split([settings.n_val, settings.n_test])
     if _constructed(spec):  # built on every pair it is scored on: those must all be in distribution
-        m = measure(target, site, task, spec, config, pairs=(train, val, test_in), outside=test_out)
+        m = measure(target, site, task, spec, settings, pairs=(train, val, test_in), outside=test_out)
         return OODResult(measurement=m, in_distribution=m.test, out_of_distribution=m.outside, constructed=True)
-    m = measure(target, site, task, spec, config, pairs=(train, val, test_out))
+    m = measure(target, site, task, spec, settings, pairs=(train, val, test_out))
     return OODResult(measurement=m, in_distribution=m.score(target, site, task, test_in), out_of_distribution=m.test)
 
 

@@ -48,24 +48,24 @@ def sample_efficiency(
     task: Task,
     spec: str | AlignmentMap,
     sizes: Sequence[int],
-    config: MeasureSettings | None = None,
+    settings: MeasureSettings | None = None,
 ) -> list[EfficiencyPoint]:
     """Fit a fresh map of family ``spec`` on the first ``n`` pairs, for each ``n`` in ``sizes``.
 
-    ``config.n_val`` and ``config.n_test`` set the validation and test pairs, shared by all sizes;
-    ``config.n_train`` is ignored.
+    ``settings.n_val`` and ``settings.n_test`` set the validation and test pairs, shared by all sizes;
+    ``settings.n_train`` is ignored.
     """
     if isinstance(spec, AlignmentMap):
         raise ScoreError("sample_efficiency needs a spec string: each size gets a fresh map")
     if not sizes or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in sizes):
         raise ScoreError(f"sample_efficiency: sizes must be positive integers, got {list(sizes)!r}")
-    config = config or MeasureSettings()
-    gen = torch.Generator().manual_seed(config.seed)
+    settings = settings or MeasureSettings()
+    gen = torch.Generator().manual_seed(settings.seed)
     biggest = max(sizes)
-    data = task.counterfactuals(biggest + config.n_val + config.n_test, gen)
-    train_all, val, test = data.split([biggest, config.n_val, config.n_test])
+    data = task.counterfactuals(biggest + settings.n_val + settings.n_test, gen)
+    train_all, val, test = data.split([biggest, settings.n_val, settings.n_test])
     points = []
     for n in sorted(sizes):
-        m = measure(target, site, task, spec, config, pairs=(train_all.subset(slice(0, n)), val, test))
+        m = measure(target, site, task, spec, settings, pairs=(train_all.subset(slice(0, n)), val, test))
         points.append(EfficiencyPoint(n, m))
     return points

@@ -78,20 +78,20 @@ class Selectivity:
         }
 
 
-def build_network(task: Task, target: str | Target, seed: int, config: MeasureSettings,
+def build_network(task: Task, target: str | Target, seed: int, settings: MeasureSettings,
                   options: Mapping[str, Any] | None = None) -> Target:
     """``target`` itself, or the network of that kind built as a run builds it: with its options, in the
     settings' dtype, on their device."""
     if not isinstance(target, str):
         return target
-    return build_target(task, target, seed, dtype=config.torch_dtype, **dict(options or {})).to(config.device)
+    return build_target(task, target, seed, dtype=settings.torch_dtype, **dict(options or {})).to(settings.device)
 
 
-def random_controls(task: Task, real: Target, site: Site, seeds: Sequence[int], config: MeasureSettings,
+def random_controls(task: Task, real: Target, site: Site, seeds: Sequence[int], settings: MeasureSettings,
                     options: Mapping[str, Any] | None = None) -> list[Target]:
     """Random-init networks of ``real``'s architecture, one per seed; refused when their site is not as wide
     (a target built elsewhere whose ``target_options`` were not given)."""
-    controls = [build_network(task, "random", s, config, options) for s in seeds]
+    controls = [build_network(task, "random", s, settings, options) for s in seeds]
     want = real.width(site)
     for s, control in zip(seeds, controls):
         if control.width(site) != want:
@@ -127,7 +127,7 @@ def random_network_selectivity(
     target: str | Target = "trained",
     target_seed: int = 0,
     control_seeds: Sequence[int] = (0, 1, 2),
-    config: MeasureSettings | None = None,
+    settings: MeasureSettings | None = None,
     target_options: Mapping[str, Any] | None = None,
 ) -> Selectivity:
     """IIA on ``target`` minus IIA on random-init networks of the same architecture (one per seed).
@@ -136,16 +136,16 @@ def random_network_selectivity(
     ``target_options`` (a language model's ``size``, ``arch``, ...) build the target, if it is
     named, and the controls alike, in the settings' dtype and device.
     """
-    config = config or MeasureSettings()
+    settings = settings or MeasureSettings()
     if isinstance(spec, AlignmentMap):
         raise ScoreError("random_network_selectivity needs a spec string: each network gets a fresh map")
     if not control_seeds:
         raise ScoreError("random_network_selectivity: control_seeds is empty; give at least one seed")
-    pairs = draw_pairs(task, config)
-    network = build_network(task, target, target_seed, config, target_options)
-    real = measure(network, site, task, spec, config, pairs=pairs)
-    controls = [measure(c, site, task, spec, config, pairs=pairs)
-                for c in random_controls(task, network, site, control_seeds, config, target_options)]
+    pairs = draw_pairs(task, settings)
+    network = build_network(task, target, target_seed, settings, target_options)
+    real = measure(network, site, task, spec, settings, pairs=pairs)
+    controls = [measure(c, site, task, spec, settings, pairs=pairs)
+                for c in random_controls(task, network, site, control_seeds, settings, target_options)]
     result = selectivity(real, controls, kind="random_network")
     result.details = {"control_seeds": list(control_seeds)}
     return result
@@ -160,7 +160,7 @@ def control_algorithm_selectivity(
     target: str | Target = "trained",
     target_seed: int = 0,
     control_seeds: Sequence[int] = (0, 1, 2),
-    config: MeasureSettings | None = None,
+    settings: MeasureSettings | None = None,
     target_options: Mapping[str, Any] | None = None,
 ) -> Selectivity:
     """IIA for ``variable`` under the real algorithm minus under control algorithms (one per seed).
@@ -169,7 +169,7 @@ def control_algorithm_selectivity(
     default variable is the task's first intermediate (non-input, non-output) variable.
     Real and control pairs share their inputs (same seed); only the labels differ.
     """
-    config = config or MeasureSettings()
+    settings = settings or MeasureSettings()
     if isinstance(spec, AlignmentMap):
         raise ScoreError("control_algorithm_selectivity needs a spec string: each control gets a fresh map")
     if not control_seeds:
@@ -182,12 +182,12 @@ def control_algorithm_selectivity(
                 "a control algorithm replaces an intermediate variable's mechanism"
             )
         variable = candidates[0]
-    network = build_network(task, target, target_seed, config, target_options)
-    real = measure(network, site, task, spec, config)
+    network = build_network(task, target, target_seed, settings, target_options)
+    real = measure(network, site, task, spec, settings)
     controls = []
     for s in control_seeds:
         control = control_algorithm(task, variable, s)
-        controls.append(measure(network, site, control, spec, config))
+        controls.append(measure(network, site, control, spec, settings))
     result = selectivity(real, controls, kind="control_algorithm", task=task, variable=variable)
     result.details = {"control_seeds": list(control_seeds)}
     return result
