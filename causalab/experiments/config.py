@@ -98,7 +98,7 @@ class ExperimentConfig:
     (``ExperimentConfig(build=BuildSettings(...), measure=MeasureSettings(...))``); flat fields given
     beside a part change it (``ExperimentConfig(measure=settings, seed=1)``). The parts are
     handed on whole: :func:`~causalab.experiments.build.build_run` builds ``build``,
-    :func:`~causalab.fit.measure.measure` reads ``measure``, :func:`~causalab.fit.fitting.fit_alignment`
+    :func:`~causalab.fit.measure.measure_run` reads ``measure``, :func:`~causalab.fit.fitting.fit_alignment`
     ``measure.fit``. A field reads flat too (``config.layer``, ``config.epochs``). An experiment's
     measurement defaults to more pairs and epochs than a score's (``EXPERIMENT_DEFAULTS``).
     ``to_dict()`` is flat and is what a results record keeps and :meth:`hash` identifies.
