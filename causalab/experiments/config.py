@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -162,9 +163,8 @@ class ExperimentConfig:
 
     def __repr__(self) -> str:
         """The flat fields set away from their defaults, as the call that makes the config again."""
-        if not _DEFAULTS:
-            _DEFAULTS.update(ExperimentConfig().to_dict())
-        changed = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if v != _DEFAULTS[k])
+        defaults = _default_fields()
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if v != defaults[k])
         return f"{type(self).__name__}({changed})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,7 +207,12 @@ def stable_hash(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-_DEFAULTS: dict[str, Any] = {}  # every field's default, filled on the first repr
+@functools.cache
+def _default_fields() -> dict[str, Any]:
+    """Every flat field's default (read-only: shared by every repr)."""
+    return ExperimentConfig().to_dict()
+
+
 MEASURE_NAMES: frozenset[str] = frozenset(FLAT_ORDER) | {"torch_dtype"}
 
 
